@@ -1,0 +1,75 @@
+"""Independent copies of models: same architecture, weights and trainable flags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from ._freeze import TrainableState, _all_layers
+from ._layers import ensure_built
+from .types import Model
+
+
+def copy_model(model: Model) -> Model:
+    """An independent copy of `model`: same architecture, weights and trainable flags.
+
+    The copy shares no layers or variables with `model`, so training it or changing its
+    flags never affects the original. `model` is not mutated.
+
+    Args:
+        model: A built Functional or Sequential `keras.Model` (or a subclassed model that
+            implements `get_config`/`from_config`).
+
+    Returns:
+        A new built `keras.Model`.
+
+    Raises:
+        TypeError: If `model` is not a `keras.Model`.
+        ValueError: If the model is not built or cannot be cloned (e.g. a subclassed model
+            without `get_config`); pass a zero-argument model factory instead where accepted.
+
+    Example:
+    ```python
+    import keras
+    from transferkit import copy_model
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    twin = copy_model(model)
+    assert twin is not model and twin.layers[0] is not model.layers[0]
+    ```
+    """
+    ensure_built(model)
+    try:
+        clone = keras.models.clone_model(model)
+    except Exception as err:  # Keras raises several types for models it cannot clone
+        raise ValueError(
+            f"Cannot copy model {model.name!r} ({type(model).__name__}) with "
+            f"`keras.models.clone_model`: {err}. Use a Functional or Sequential model, "
+            "implement `get_config`/`from_config`, or pass a zero-argument factory that builds "
+            "the model instead."
+        ) from err
+    if not clone.built:
+        clone.build(model.input_shape if hasattr(model, "input_shape") else None)
+    clone.set_weights(model.get_weights())
+    _copy_flags(model, clone)
+    return clone
+
+
+def _copy_flags(source: Model, target: Model) -> None:
+    src = _all_layers(source)
+    dst = _all_layers(target)
+    if len(src) != len(dst) or any(type(a) is not type(b) for a, b in zip(src, dst)):
+        raise ValueError(
+            f"Copy of model {source.name!r} has a different layer structure than the original; "
+            "cannot carry its trainable flags over. Pass a model factory instead."
+        )
+    for a, b in zip(src, dst):
+        b.trainable = bool(a.trainable)
+    src_vars: list[Any] = list(source.weights)
+    dst_vars: list[Any] = list(target.weights)
+    for a, b in zip(src_vars, dst_vars):
+        b.trainable = bool(a.trainable)
+
+
+__all__ = ["TrainableState", "copy_model"]

@@ -1,0 +1,316 @@
+"""Freezing and unfreezing leaf layers: `freeze`, `unfreeze`, `frozen`.
+
+Every function here *mutates* the model it is given (that is its job) and returns a
+`FreezeReport`. Boundaries are resolved and validated before any flag changes, so a failed
+call leaves the model exactly as it was.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import keras
+
+from ._layers import Boundary, LeafLayer, leaf_layers, resolve_boundary
+from .types import Layer, Model
+
+
+class RecompileWarning(UserWarning):
+    """Trainable flags changed on a model that was already compiled.
+
+    Keras 3 treats this differently per backend (TensorFlow keeps training the frozen layer,
+    JAX fails inside the optimizer, PyTorch honours the flag), so the model must be compiled
+    again before `fit`. transferkit's own training functions always recompile.
+    """
+
+
+@dataclass(frozen=True)
+class FreezeReport:
+    """What a `freeze`/`unfreeze` call did.
+
+    Attributes:
+        frozen: Paths of the leaf layers that are frozen after the call.
+        trainable: Paths of the leaf layers that are trainable after the call.
+        boundary: How many leading leaf layers the boundary covered.
+        trainable_params_before: Trainable parameter count before the call.
+        non_trainable_params_before: Non-trainable parameter count before the call.
+        trainable_params_after: Trainable parameter count after the call.
+        non_trainable_params_after: Non-trainable parameter count after the call.
+    """
+
+    frozen: tuple[str, ...]
+    trainable: tuple[str, ...]
+    boundary: int
+    trainable_params_before: int
+    non_trainable_params_before: int
+    trainable_params_after: int
+    non_trainable_params_after: int
+
+    @property
+    def total_params(self) -> int:
+        """All parameters of the model (unchanged by freezing)."""
+        return self.trainable_params_after + self.non_trainable_params_after
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of this report."""
+        d = asdict(self)
+        d["frozen"] = list(self.frozen)
+        d["trainable"] = list(self.trainable)
+        return d
+
+    def __str__(self) -> str:
+        n = len(self.frozen) + len(self.trainable)
+        return (
+            f"FreezeReport: {len(self.frozen)}/{n} leaf layers frozen, "
+            f"{len(self.trainable)} trainable\n"
+            f"  trainable params: {self.trainable_params_before:,} -> "
+            f"{self.trainable_params_after:,}\n"
+            f"  frozen params:    {self.non_trainable_params_before:,} -> "
+            f"{self.non_trainable_params_after:,}"
+        )
+
+
+def _count(weights: Sequence[Any]) -> int:
+    total = 0
+    for w in weights:
+        size = 1
+        for dim in w.shape:
+            size *= int(dim)
+        total += size
+    return total
+
+
+def param_counts(model: Model) -> tuple[int, int]:
+    """(trainable, non-trainable) parameter counts of a model."""
+    return _count(model.trainable_weights), _count(model.non_trainable_weights)
+
+
+def _is_bn(layer: Layer) -> bool:
+    return isinstance(layer, keras.layers.BatchNormalization)
+
+
+def _apply_flags(model: Model, leaves: list[LeafLayer], desired: list[bool]) -> bool:
+    """Set leaf flags, and make each enclosing model trainable iff any leaf inside trains.
+
+    Keras's `trainable` setter cascades to sublayers, and a container whose own flag is False
+    hides all its weights from `trainable_weights`; so containers are set first, outermost
+    first, and the leaves last. Returns whether any leaf flag changed.
+    """
+    changed = any(bool(leaf.layer.trainable) != want for leaf, want in zip(leaves, desired))
+    containers: dict[int, tuple[Model, bool]] = {id(model): (model, any(desired))}
+    for leaf, want in zip(leaves, desired):
+        for container in leaf.containers:
+            prev = containers.get(id(container), (container, False))[1]
+            containers[id(container)] = (container, prev or want)
+    for container, want in containers.values():  # insertion order: outermost first
+        container.trainable = want
+    for leaf, want in zip(leaves, desired):
+        leaf.layer.trainable = want
+    return changed
+
+
+def _warn_if_compiled(model: Model) -> None:
+    if getattr(model, "compiled", False):
+        warnings.warn(
+            f"Model {model.name!r} was compiled before its trainable flags changed. Call "
+            "`model.compile(...)` again before `fit`: otherwise Keras keeps training the frozen "
+            "layers on TensorFlow and fails on JAX. transferkit's `fine_tune` and "
+            "`compare_strategies` always recompile.",
+            RecompileWarning,
+            stacklevel=3,
+        )
+
+
+def _report(
+    model: Model, leaves: list[LeafLayer], boundary: int, before: tuple[int, int]
+) -> FreezeReport:
+    after = param_counts(model)
+    return FreezeReport(
+        frozen=tuple(leaf.path for leaf in leaves if not leaf.layer.trainable),
+        trainable=tuple(leaf.path for leaf in leaves if leaf.layer.trainable),
+        boundary=boundary,
+        trainable_params_before=before[0],
+        non_trainable_params_before=before[1],
+        trainable_params_after=after[0],
+        non_trainable_params_after=after[1],
+    )
+
+
+def freeze(model: Model, upto: Boundary | None = None, *, train_bn: bool = False) -> FreezeReport:
+    """Freeze the leaf layers of `model` up to a boundary and make the rest trainable.
+
+    Layers are addressed as the model's leaf layers in execution order, walking into nested
+    models (a `keras.applications` backbone counts as its own layers), input layers excluded.
+    Layers *after* the boundary are made trainable, so the result does not depend on earlier
+    calls (like fastai's `freeze_to`). Frozen BatchNormalization layers also run in inference
+    mode (Keras 3 semantics), so their moving statistics stay fixed.
+
+    This function mutates `model`'s trainable flags (and nothing else). If the model was
+    already compiled it warns with `RecompileWarning`: compile again before `fit`.
+
+    Args:
+        model: A built `keras.Model`.
+        upto: `None`, int, str or `keras.layers.Layer`. `None` freezes every leaf layer; an
+            int n freezes the first n leaf layers (negative n: all but the last |n|); a name,
+            `/`-joined path or layer freezes up to and including that layer, wherever it is
+            nested. Defaults to `None`.
+        train_bn: bool. If `True`, BatchNormalization layers inside the frozen part stay
+            trainable (fastai's default). Defaults to `False`.
+
+    Returns:
+        A `FreezeReport` with the frozen and trainable layers and parameter counts.
+
+    Raises:
+        TypeError: If `model` is not a `keras.Model` or `upto` has an unsupported type.
+        ValueError: If the model is not built, `upto` is out of range, or names no leaf layer
+            of this model (the message suggests the closest names).
+
+    Example:
+    ```python
+    import keras
+    from transferkit import freeze
+
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(8, 3, name="conv"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dense(10, name="head"),
+    ])
+    report = freeze(model, upto="flatten")
+    assert report.frozen == ("conv", "flatten") and report.trainable == ("head",)
+    ```
+    """
+    leaves = leaf_layers(model)
+    k = len(leaves) if upto is None else resolve_boundary(model, upto, leaves=leaves)
+    before = param_counts(model)
+    desired = [i >= k or (train_bn and _is_bn(leaf.layer)) for i, leaf in enumerate(leaves)]
+    if _apply_flags(model, leaves, desired):
+        _warn_if_compiled(model)
+    return _report(model, leaves, k, before)
+
+
+def unfreeze(model: Model, upto: Boundary | None = None) -> FreezeReport:
+    """Make leaf layers trainable: all of them, or those after a boundary.
+
+    The mirror of `freeze`: `unfreeze(model)` makes every leaf layer trainable;
+    `unfreeze(model, upto=b)` makes the layers *after* boundary `b` trainable and leaves the
+    layers up to and including `b` as they are, which is what gradual unfreezing needs
+    (`freeze(model)` then `unfreeze(model, upto=-2)` trains the last two layers). This function
+    mutates `model`'s trainable flags.
+
+    Args:
+        model: A built `keras.Model`.
+        upto: `None`, int, str or `keras.layers.Layer`, as in `freeze`. Defaults to `None`
+            (unfreeze everything).
+
+    Returns:
+        A `FreezeReport`.
+
+    Raises:
+        TypeError: If `model` is not a `keras.Model` or `upto` has an unsupported type.
+        ValueError: If the model is not built or `upto` is invalid (see `freeze`).
+
+    Example:
+    ```python
+    import keras
+    from transferkit import freeze, unfreeze
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
+    freeze(model)
+    report = unfreeze(model, upto=-1)
+    assert len(report.trainable) == 1
+    ```
+    """
+    leaves = leaf_layers(model)
+    k = 0 if upto is None else resolve_boundary(model, upto, leaves=leaves)
+    before = param_counts(model)
+    desired = [i >= k or bool(leaf.layer.trainable) for i, leaf in enumerate(leaves)]
+    if _apply_flags(model, leaves, desired):
+        _warn_if_compiled(model)
+    return _report(model, leaves, k, before)
+
+
+def _all_layers(model: Model) -> list[Layer]:
+    """Every layer of the model (itself included), parents before children."""
+    out: list[Layer] = []
+    seen: set[int] = set()
+
+    def visit(layer: Layer) -> None:
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        out.append(layer)
+        for sub in layer._flatten_layers(include_self=False, recursive=False):
+            visit(sub)
+
+    visit(model)
+    return out
+
+
+@dataclass(frozen=True)
+class TrainableState:
+    """A snapshot of every layer's and variable's `trainable` flag, restorable exactly."""
+
+    layers: tuple[tuple[Layer, bool], ...]
+    variables: tuple[tuple[Any, bool], ...]
+
+    @classmethod
+    def capture(cls, model: Model) -> TrainableState:
+        """Snapshot `model`'s flags."""
+        layers = tuple((layer, bool(layer.trainable)) for layer in _all_layers(model))
+        variables = tuple((v, bool(v.trainable)) for v in model.weights)
+        return cls(layers=layers, variables=variables)
+
+    def restore(self) -> None:
+        """Put every flag back as it was when captured."""
+        for layer, flag in self.layers:
+            layer.trainable = flag
+        for v, flag in self.variables:
+            v.trainable = flag
+
+
+@contextmanager
+def frozen(
+    model: Model, upto: Boundary | None = None, *, train_bn: bool = False
+) -> Iterator[FreezeReport]:
+    """Freeze `model` for the duration of a `with` block, then restore every flag.
+
+    On exit (also when the body raises) every layer's and variable's original `trainable`
+    flag is restored exactly. The model is mutated only inside the block.
+
+    Args:
+        model: A built `keras.Model`.
+        upto: As in `freeze`. Defaults to `None` (freeze everything).
+        train_bn: As in `freeze`. Defaults to `False`.
+
+    Yields:
+        The `FreezeReport` of the freeze applied on entry.
+
+    Raises:
+        TypeError: As `freeze`.
+        ValueError: As `freeze`; raised before the block runs and before any flag changes.
+
+    Example:
+    ```python
+    import keras
+    from transferkit import frozen
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    with frozen(model):
+        assert not model.trainable_weights
+    assert model.trainable_weights
+    ```
+    """
+    leaves = leaf_layers(model)  # validates before the snapshot
+    if upto is not None:
+        resolve_boundary(model, upto, leaves=leaves)
+    state = TrainableState.capture(model)
+    report = freeze(model, upto, train_bn=train_bn)
+    try:
+        yield report
+    finally:
+        state.restore()

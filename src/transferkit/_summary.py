@@ -1,0 +1,121 @@
+"""`trainable_summary`: every leaf layer with its path, type, parameters and trainable flag."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ._freeze import _count
+from ._layers import leaf_layers
+from .types import Model
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One row of a `TrainableSummary`.
+
+    Attributes:
+        index: Position among the leaf layers in execution order.
+        path: `/`-joined nesting path, e.g. `"mobilenetv2_0.35_32/Conv1"`.
+        type: The layer's class name.
+        params: Number of parameters (weights) the layer owns.
+        trainable: Whether the layer is trainable.
+    """
+
+    index: int
+    path: str
+    type: str
+    params: int
+    trainable: bool
+
+
+@dataclass(frozen=True)
+class TrainableSummary:
+    """Every leaf layer of a model with its trainable flag; prints as a table.
+
+    Attributes:
+        model_name: The model's name.
+        layers: One `LayerInfo` per leaf layer, in execution order.
+    """
+
+    model_name: str
+    layers: tuple[LayerInfo, ...]
+
+    @property
+    def trainable_params(self) -> int:
+        """Parameters in trainable leaf layers."""
+        return sum(row.params for row in self.layers if row.trainable)
+
+    @property
+    def frozen_params(self) -> int:
+        """Parameters in frozen leaf layers."""
+        return sum(row.params for row in self.layers if not row.trainable)
+
+    def to_list(self) -> list[dict[str, Any]]:
+        """The rows as a list of plain dicts (ready for JSON or `pandas.DataFrame`)."""
+        return [asdict(row) for row in self.layers]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __str__(self) -> str:
+        headers = ("#", "path", "type", "params", "trainable")
+        rows = [
+            (str(r.index), r.path, r.type, f"{r.params:,}", "yes" if r.trainable else "no")
+            for r in self.layers
+        ]
+        widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
+        right = {0, 3}
+
+        def fmt(cells: tuple[str, ...]) -> str:
+            return "  ".join(
+                c.rjust(w) if i in right else c.ljust(w)
+                for i, (c, w) in enumerate(zip(cells, widths))
+            ).rstrip()
+
+        lines = [f"Model {self.model_name!r}", fmt(headers), fmt(tuple("-" * w for w in widths))]
+        lines += [fmt(row) for row in rows]
+        lines.append(
+            f"trainable params: {self.trainable_params:,}  frozen params: {self.frozen_params:,}"
+        )
+        return "\n".join(lines)
+
+
+def trainable_summary(model: Model) -> TrainableSummary:
+    """Summarise every leaf layer of `model`: nesting path, type, parameters, trainable flag.
+
+    Does not mutate `model`.
+
+    Args:
+        model: A built `keras.Model`.
+
+    Returns:
+        A `TrainableSummary`; `print` it for a table, `.to_list()` for dicts.
+
+    Raises:
+        TypeError: If `model` is not a `keras.Model`.
+        ValueError: If the model is not built.
+
+    Example:
+    ```python
+    import keras
+    from transferkit import freeze, trainable_summary
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
+    freeze(model, upto=1)
+    summary = trainable_summary(model)
+    assert [row["trainable"] for row in summary.to_list()] == [False, True]
+    print(summary)
+    ```
+    """
+    rows = tuple(
+        LayerInfo(
+            index=leaf.index,
+            path=leaf.path,
+            type=type(leaf.layer).__name__,
+            params=_count(leaf.layer.weights),
+            trainable=bool(leaf.layer.trainable),
+        )
+        for leaf in leaf_layers(model)
+    )
+    return TrainableSummary(model_name=str(model.name), layers=rows)
