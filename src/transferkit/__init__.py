@@ -4,6 +4,12 @@ Importing transferkit imports Keras (and so the backend Keras is configured for)
 else heavy: it never imports TensorFlow by itself when another Keras backend is selected.
 """
 
+from ._cache import CacheInfo as CacheInfo
+from ._cache import FeatureCache as FeatureCache
+from ._compare import compare_strategies as compare_strategies
+from ._comparison import Comparison as Comparison
+from ._comparison import RunRecord as RunRecord
+from ._comparison import SummaryRow as SummaryRow
 from ._copy import copy_model as copy_model
 from ._freeze import FreezeReport as FreezeReport
 from ._freeze import RecompileWarning as RecompileWarning
@@ -15,12 +21,32 @@ from ._heads import as_feature_extractor as as_feature_extractor
 from ._heads import replace_head as replace_head
 from ._layers import LeafLayer as LeafLayer
 from ._layers import leaf_layers as leaf_layers
+from ._strategies import FeatureExtractor as FeatureExtractor
+from ._strategies import FullFineTune as FullFineTune
+from ._strategies import PartialFreeze as PartialFreeze
+from ._strategies import Strategy as Strategy
+from ._strategies import resolve_strategy as resolve_strategy
 from ._summary import LayerInfo as LayerInfo
 from ._summary import TrainableSummary as TrainableSummary
 from ._summary import trainable_summary as trainable_summary
+from ._train import FitResult as FitResult
+from ._train import fine_tune as fine_tune
 from ._version import __version__ as __version__
 
 __all__ = [
+    "Comparison",
+    "RunRecord",
+    "SummaryRow",
+    "compare_strategies",
+    "CacheInfo",
+    "FeatureCache",
+    "FeatureExtractor",
+    "FitResult",
+    "FullFineTune",
+    "PartialFreeze",
+    "Strategy",
+    "fine_tune",
+    "resolve_strategy",
     "FreezeReport",
     "LayerInfo",
     "LeafLayer",

@@ -59,16 +59,16 @@ def copy_model(model: Model) -> Model:
 def _copy_flags(source: Model, target: Model) -> None:
     src = _all_layers(source)
     dst = _all_layers(target)
-    if len(src) != len(dst) or any(type(a) is not type(b) for a, b in zip(src, dst)):
+    if len(src) != len(dst) or any(type(a) is not type(b) for a, b in zip(src, dst, strict=True)):
         raise ValueError(
             f"Copy of model {source.name!r} has a different layer structure than the original; "
             "cannot carry its trainable flags over. Pass a model factory instead."
         )
-    for a, b in zip(src, dst):
+    for a, b in zip(src, dst, strict=True):
         b.trainable = bool(a.trainable)
     src_vars: list[Any] = list(source.weights)
     dst_vars: list[Any] = list(target.weights)
-    for a, b in zip(src_vars, dst_vars):
+    for a, b in zip(src_vars, dst_vars, strict=True):
         b.trainable = bool(a.trainable)
 
 

@@ -100,15 +100,17 @@ def _apply_flags(model: Model, leaves: list[LeafLayer], desired: list[bool]) -> 
     hides all its weights from `trainable_weights`; so containers are set first, outermost
     first, and the leaves last. Returns whether any leaf flag changed.
     """
-    changed = any(bool(leaf.layer.trainable) != want for leaf, want in zip(leaves, desired))
+    changed = any(
+        bool(leaf.layer.trainable) != want for leaf, want in zip(leaves, desired, strict=True)
+    )
     containers: dict[int, tuple[Model, bool]] = {id(model): (model, any(desired))}
-    for leaf, want in zip(leaves, desired):
+    for leaf, want in zip(leaves, desired, strict=True):
         for container in leaf.containers:
             prev = containers.get(id(container), (container, False))[1]
             containers[id(container)] = (container, prev or want)
     for container, want in containers.values():  # insertion order: outermost first
         container.trainable = want
-    for leaf, want in zip(leaves, desired):
+    for leaf, want in zip(leaves, desired, strict=True):
         leaf.layer.trainable = want
     return changed
 

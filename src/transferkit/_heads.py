@@ -51,8 +51,10 @@ def _resolve_cut(model: Model, cut: Boundary | None, fn: str) -> int:
     """How many leading leaf layers the body keeps (validated, 0 < k < n)."""
     leaves = leaf_layers(model)
     n = len(leaves)
-    k = classifier_index(leaves) if cut is None else resolve_boundary(
-        model, cut, argument="cut", leaves=leaves
+    k = (
+        classifier_index(leaves)
+        if cut is None
+        else resolve_boundary(model, cut, argument="cut", leaves=leaves)
     )
     if k >= n:
         raise ValueError(
@@ -223,8 +225,10 @@ def as_feature_extractor(
                 f"`pooling` needs a 4-D output (batch, height, width, channels); the output at "
                 f"`cut` has shape {tuple(x.shape)}. Use pooling=None."
             )
-        pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else (
-            keras.layers.GlobalMaxPooling2D
+        pool = (
+            keras.layers.GlobalAveragePooling2D
+            if pooling == "avg"
+            else (keras.layers.GlobalMaxPooling2D)
         )
         x = pool(name=f"features_{pooling}_pool")(x)
     extractor = keras.Model(inputs, x, name=f"{model.name}_features")

@@ -70,7 +70,7 @@ class TrainableSummary:
         def fmt(cells: tuple[str, ...]) -> str:
             return "  ".join(
                 c.rjust(w) if i in right else c.ljust(w)
-                for i, (c, w) in enumerate(zip(cells, widths))
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
             ).rstrip()
 
         lines = [f"Model {self.model_name!r}", fmt(headers), fmt(tuple("-" * w for w in widths))]

@@ -1,0 +1,244 @@
+"""Frozen-prefix activation cache: run a frozen, deterministic prefix once per dataset.
+
+When the leading top-level layers of a prepared model are all frozen and behave the same in
+training and inference (no dropout, noise or random augmentation, BatchNormalization frozen),
+their output never changes during training. Computing it once and training only the trainable
+remainder on it is the same training, minus a forward pass per batch per epoch through the
+prefix. The remainder shares its layers with the full model, so the full model ends up trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from ._layers import _children
+from .types import Layer, Model
+
+_RANDOM_LAYERS: tuple[type, ...] = tuple(
+    getattr(keras.layers, name)
+    for name in (
+        "Dropout",
+        "SpatialDropout1D",
+        "SpatialDropout2D",
+        "SpatialDropout3D",
+        "GaussianNoise",
+        "GaussianDropout",
+        "AlphaDropout",
+        "ActivityRegularization",
+    )
+    if hasattr(keras.layers, name)
+)
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """Whether a run trained on cached frozen-prefix activations, and why (not).
+
+    Attributes:
+        used: Whether the cache was used.
+        reason: Why it was or was not used (a sentence for the run's record).
+        prefix_layers: Number of top-level layers whose output was cached.
+        feature_shape: Shape of one cached activation.
+        nbytes: Memory the cached activations take.
+        seconds: Time spent computing the activations (0 when shared from an earlier run).
+        shared: Whether the activations came from an earlier run with the same prefix.
+    """
+
+    used: bool
+    reason: str
+    prefix_layers: int = 0
+    feature_shape: tuple[int, ...] = ()
+    nbytes: int = 0
+    seconds: float = 0.0
+    shared: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        d = asdict(self)
+        d["feature_shape"] = list(self.feature_shape)
+        return d
+
+
+@dataclass
+class FeatureCache:
+    """Activations shared between runs of one comparison (keyed by prefix weights and data).
+
+    Args:
+        budget_bytes: Memory the cached activations may take in all. Defaults to a quarter of
+            the memory available when the cache is created.
+    """
+
+    budget_bytes: int = field(default_factory=lambda: available_memory() // 4)
+    entries: dict[str, dict[str, np.ndarray[Any, Any]]] = field(default_factory=dict)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the cached activations take now."""
+        return sum(a.nbytes for entry in self.entries.values() for a in entry.values())
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process (MemAvailable on Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 2 * 1024**3
+
+
+def _is_random(layer: Layer) -> bool:
+    if isinstance(layer, _RANDOM_LAYERS):
+        return True
+    name = type(layer).__name__
+    return name.startswith("Random") or name in ("RandAugment", "AugMix", "MixUp", "CutMix")
+
+
+def _all_sublayers(layer: Layer) -> list[Layer]:
+    return list(layer._flatten_layers(include_self=True, recursive=True))
+
+
+def _linear_chain(model: Model) -> list[Layer] | None:
+    """The top-level layers if the model is a simple chain (each feeds only the next)."""
+    if not isinstance(model, keras.Model) or not hasattr(model, "inputs"):
+        return None
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return None
+    if not inputs or len(inputs) != 1:
+        return None
+    layers = _children(model)
+    if isinstance(model, keras.Sequential):
+        return layers
+    previous = inputs[0]
+    for layer in layers:
+        nodes = layer._inbound_nodes
+        if len(nodes) != 1 or len(nodes[0].input_tensors) != 1:
+            return None
+        if nodes[0].input_tensors[0] is not previous:
+            return None
+        outputs = nodes[0].output_tensors
+        if len(outputs) != 1:
+            return None
+        previous = outputs[0]
+    return layers if previous is model.outputs[0] else None
+
+
+def frozen_prefix(model: Model) -> tuple[int, str]:
+    """How many leading top-level layers can be cached, and the reason for that number."""
+    layers = _linear_chain(model)
+    if layers is None:
+        return 0, "the model is not a single-input chain of layers, so no prefix can be cut off"
+    k = 0
+    reason = "every layer is frozen"
+    for layer in layers:
+        subs = _all_sublayers(layer)
+        if any(sub.trainable and sub.weights for sub in subs) or (
+            layer.trainable and layer.trainable_weights
+        ):
+            reason = f"layer {layer.name!r} trains"
+            break
+        if any(_is_random(sub) for sub in subs):
+            reason = (
+                f"layer {layer.name!r} is random in training (dropout, noise or augmentation), "
+                "so caching it would change training"
+            )
+            break
+        if any(isinstance(sub, keras.layers.BatchNormalization) and sub.trainable for sub in subs):
+            reason = f"layer {layer.name!r} has trainable BatchNormalization"
+            break
+        k += 1
+    if k == len(layers):
+        return 0, "nothing trains"
+    return k, reason
+
+
+def _fingerprint(layers: list[Layer], arrays: dict[str, np.ndarray[Any, Any]]) -> str:
+    h = hashlib.sha256()
+    for layer in layers:
+        h.update(type(layer).__name__.encode())
+        for w in layer.weights:
+            h.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
+    for name, x in arrays.items():
+        h.update(str((name, x.shape, x.dtype, id(x))).encode())
+        h.update(np.ascontiguousarray(x[:: max(1, len(x) // 64)]).tobytes())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    """A model split into a cached prefix and a trainable remainder."""
+
+    prefix: Model
+    remainder: Model
+    info: CacheInfo
+    features: dict[str, np.ndarray[Any, Any]]
+
+
+def plan_cache(
+    model: Model,
+    arrays: dict[str, np.ndarray[Any, Any]],
+    *,
+    cache: FeatureCache | None,
+    batch_size: int,
+) -> CachePlan | CacheInfo:
+    """Split `model` and compute (or reuse) the prefix activations for each array.
+
+    Returns a `CachePlan`, or a `CacheInfo` saying why the cache is not used.
+    """
+    from .timing import Timer
+
+    k, reason = frozen_prefix(model)
+    if k == 0:
+        return CacheInfo(used=False, reason=f"no cacheable frozen prefix: {reason}")
+    layers = _children(model)
+    prefix_layers, rest = layers[:k], layers[k:]
+    feature_shape = tuple(int(d) for d in prefix_layers[-1].output.shape[1:])
+    per_sample = int(np.prod(feature_shape)) * 4
+    total = sum(len(a) for a in arrays.values()) * per_sample
+    store = cache if cache is not None else FeatureCache()
+    key = _fingerprint(prefix_layers, arrays)
+    shared = key in store.entries
+    if not shared and store.nbytes + total > store.budget_bytes:
+        return CacheInfo(
+            used=False,
+            reason=(
+                f"the activations would take {total / 2**20:.0f} MiB, over the cache's memory "
+                f"budget of {store.budget_bytes / 2**20:.0f} MiB"
+            ),
+            prefix_layers=k,
+            feature_shape=feature_shape,
+        )
+    prefix = keras.Model(model.inputs, prefix_layers[-1].output, name=f"{model.name}_prefix")
+    remainder = keras.Sequential(
+        [keras.Input(shape=feature_shape), *rest], name=f"{model.name}_remainder"
+    )
+    with Timer() as timer:
+        if not shared:
+            store.entries[key] = {
+                name: np.asarray(prefix.predict(a, batch_size=max(batch_size, 256), verbose=0))
+                for name, a in arrays.items()
+            }
+    features = store.entries[key]
+    info = CacheInfo(
+        used=True,
+        reason=f"the first {k} top-level layers are frozen and deterministic; {reason} next",
+        prefix_layers=k,
+        feature_shape=feature_shape,
+        nbytes=total,
+        seconds=0.0 if shared else timer.seconds,
+        shared=shared,
+    )
+    return CachePlan(prefix=prefix, remainder=remainder, info=info, features=features)

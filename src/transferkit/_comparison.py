@@ -1,0 +1,276 @@
+"""`Comparison`: the runs of `compare_strategies`, their summary statistics and exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .metrics import ClassificationMetrics
+from .timing import TrainingTiming
+
+SUMMARY_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "train_seconds")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One strategy trained with one seed and evaluated on the test set.
+
+    Attributes:
+        strategy: The strategy's name.
+        seed: The seed of the run.
+        epochs: Epochs trained.
+        metrics: Test-set metrics.
+        timing: Training time, throughput and parameter counts.
+        history: Per-epoch training history (`loss`, `accuracy`, `val_accuracy`, ...).
+        cache: The frozen-prefix cache record (used, reason, ...).
+        resumed: Whether the run was read back from an `output` file rather than trained now.
+    """
+
+    strategy: str
+    seed: int
+    epochs: int
+    metrics: ClassificationMetrics
+    timing: TrainingTiming
+    history: dict[str, list[float]]
+    cache: dict[str, Any] = field(default_factory=dict)
+    resumed: bool = False
+
+    def value(self, metric: str) -> float:
+        """A headline number of this run: a metric name or `"train_seconds"`."""
+        if metric == "train_seconds":
+            return float(self.timing.total_seconds)
+        return float(getattr(self.metrics, metric))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (what `output=` files hold, one per line)."""
+        return {
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "epochs": self.epochs,
+            "metrics": self.metrics.to_dict(),
+            "timing": self.timing.to_dict(),
+            "history": self.history,
+            "cache": self.cache,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, resumed: bool = False) -> RunRecord:
+        """Rebuild a record written by `to_dict`."""
+        return cls(
+            strategy=str(d["strategy"]),
+            seed=int(d["seed"]),
+            epochs=int(d["epochs"]),
+            metrics=ClassificationMetrics.from_dict(d["metrics"]),
+            timing=TrainingTiming.from_dict(d["timing"]),
+            history={k: [float(v) for v in vs] for k, vs in d["history"].items()},
+            cache=dict(d.get("cache", {})),
+            resumed=resumed,
+        )
+
+
+# Two-sided 95% Student-t critical values by degrees of freedom (1..30); 1.96 beyond.
+_T95 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t95(dof: int) -> float:
+    """Two-sided 95% Student-t critical value for `dof` degrees of freedom."""
+    if dof < 1:
+        return math.nan
+    return _T95[dof - 1] if dof <= len(_T95) else 1.96
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """Mean, spread and 95% confidence interval of one metric of one strategy.
+
+    Attributes:
+        strategy: The strategy's name.
+        metric: The metric (`accuracy`, `f1_macro`, `train_seconds`, ...).
+        n: Number of runs (seeds).
+        mean: Mean over runs.
+        std: Sample standard deviation (ddof=1); 0.0 for one run.
+        ci95_low: Lower end of the 95% t-interval of the mean (`nan` for one run).
+        ci95_high: Upper end (`nan` for one run).
+    """
+
+    strategy: str
+    metric: str
+    n: int
+    mean: float
+    std: float
+    ci95_low: float
+    ci95_high: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (`nan` becomes `None`)."""
+        return {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in self.__dict__.items()
+        }
+
+
+def summarize(values: Sequence[float]) -> tuple[float, float, float, float]:
+    """(mean, std, ci95_low, ci95_high) of a sample, with Student-t 95% intervals."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0, math.nan, math.nan
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = t95(n - 1) * std / math.sqrt(n)
+    return mean, std, mean - half, mean + half
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """All runs of a strategy comparison, with summaries, exports and plots.
+
+    Attributes:
+        runs: One `RunRecord` per strategy and seed, in the order they were planned.
+        config: The comparison's configuration (strategies, epochs, batch size, data shapes).
+    """
+
+    runs: tuple[RunRecord, ...]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        """Strategy names in order of first appearance."""
+        return tuple(dict.fromkeys(run.strategy for run in self.runs))
+
+    def runs_of(self, strategy: str) -> tuple[RunRecord, ...]:
+        """The runs of one strategy."""
+        return tuple(run for run in self.runs if run.strategy == strategy)
+
+    def summary(self, metrics: Sequence[str] = SUMMARY_METRICS) -> tuple[SummaryRow, ...]:
+        """Mean, std and 95% confidence interval per strategy and metric.
+
+        Args:
+            metrics: Metric names (`ClassificationMetrics` fields or `"train_seconds"`).
+                Defaults to accuracy, macro precision/recall/F1 and training time.
+
+        Returns:
+            A tuple of `SummaryRow`, strategy-major.
+
+        Example:
+        ```python
+        # comparison = compare_strategies(...)
+        # for row in comparison.summary(): print(row.strategy, row.metric, row.mean)
+        ```
+        """
+        rows = []
+        for strategy in self.strategies:
+            runs = self.runs_of(strategy)
+            for metric in metrics:
+                mean, std, low, high = summarize([run.value(metric) for run in runs])
+                rows.append(SummaryRow(strategy, metric, len(runs), mean, std, low, high))
+        return tuple(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Config, runs and summary as one JSON-serialisable dict."""
+        return {
+            "config": self.config,
+            "runs": [run.to_dict() for run in self.runs],
+            "summary": [row.to_dict() for row in self.summary()],
+        }
+
+    def to_json(self, path: str | Path | None = None, *, indent: int = 2) -> str:
+        """The comparison as JSON text; also written to `path` when given."""
+        text = json.dumps(self.to_dict(), indent=indent)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """One CSV row per run (strategy, seed, headline metrics, timing); also to `path`."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        header = [
+            "strategy", "seed", "epochs", "accuracy", "precision_macro", "recall_macro",
+            "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted",
+            "train_seconds", "seconds_per_epoch", "samples_per_second",
+            "trainable_params", "total_params", "cache_used",
+        ]  # fmt: skip
+        writer.writerow(header)
+        for run in self.runs:
+            m, t = run.metrics, run.timing
+            writer.writerow([
+                run.strategy, run.seed, run.epochs, m.accuracy, m.precision_macro,
+                m.recall_macro, m.f1_macro, m.precision_weighted, m.recall_weighted,
+                m.f1_weighted, t.total_seconds, t.seconds_per_epoch, t.samples_per_second,
+                t.trainable_params, t.total_params, bool(run.cache.get("used", False)),
+            ])  # fmt: skip
+        text = buffer.getvalue()
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def to_markdown(
+        self, metrics: Sequence[str] = ("accuracy", "f1_macro", "train_seconds")
+    ) -> str:
+        """A Markdown table: one row per strategy, `mean ± std [95% CI]` per metric."""
+        summary = {(r.strategy, r.metric): r for r in self.summary(metrics)}
+        head = "| strategy | runs | " + " | ".join(metrics) + " |"
+        lines = [head, "|" + "---|" * (len(metrics) + 2)]
+        for strategy in self.strategies:
+            cells = []
+            for metric in metrics:
+                row = summary[(strategy, metric)]
+                digits = 1 if metric == "train_seconds" else 4
+                cell = f"{row.mean:.{digits}f}"
+                if row.n > 1:
+                    cell += (
+                        f" ± {row.std:.{digits}f} "
+                        f"[{row.ci95_low:.{digits}f}, {row.ci95_high:.{digits}f}]"
+                    )
+                cells.append(cell)
+            n = len(self.runs_of(strategy))
+            lines.append(f"| {strategy} | {n} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+    def to_pandas(self) -> Any:
+        """One row per run as a `pandas.DataFrame` (needs pandas installed).
+
+        Raises:
+            ImportError: If pandas is not installed (the message says how to install it).
+        """
+        try:
+            import pandas as pd
+        except ImportError as err:
+            raise ImportError(
+                "`Comparison.to_pandas` needs pandas: `pip install pandas`. "
+                "`to_csv`, `to_json` and `to_markdown` need nothing extra."
+            ) from err
+        return pd.read_csv(io.StringIO(self.to_csv()))
+
+    def plot_history(self, path: str | Path | None = None, *, metric: str = "accuracy") -> Any:
+        """Train and validation `metric` per epoch for each strategy (mean over seeds).
+
+        Needs matplotlib (`pip install transferkit[plot]`). Returns the figure; saves it to
+        `path` when given.
+        """
+        from ._plots import plot_history
+
+        return plot_history(self, path, metric=metric)
+
+    def plot_tradeoff(self, path: str | Path | None = None, *, metric: str = "accuracy") -> Any:
+        """Test `metric` against training time, one point per run, means marked.
+
+        Needs matplotlib (`pip install transferkit[plot]`). Returns the figure; saves it to
+        `path` when given.
+        """
+        from ._plots import plot_tradeoff
+
+        return plot_tradeoff(self, path, metric=metric)

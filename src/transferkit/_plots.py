@@ -1,0 +1,76 @@
+"""Matplotlib plots of a `Comparison` (needs the `plot` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._comparison import Comparison
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ImportError(
+            "Plotting needs matplotlib: `pip install transferkit[plot]` (or `pip install "
+            "matplotlib`)."
+        ) from err
+    return plt
+
+
+def _save(fig: Any, path: str | Path | None) -> Any:
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+    return fig
+
+
+def _mean_curve(curves: list[list[float]]) -> list[float]:
+    length = min(len(c) for c in curves)
+    return [sum(c[i] for c in curves) / len(curves) for i in range(length)]
+
+
+def plot_history(comparison: Comparison, path: str | Path | None, *, metric: str) -> Any:
+    """Train/validation `metric` per epoch, one panel per strategy (mean over seeds)."""
+    plt = _pyplot()
+    strategies = comparison.strategies
+    fig, axes = plt.subplots(
+        1, len(strategies), figsize=(4.2 * len(strategies), 3.4), squeeze=False, sharey=True
+    )
+    for ax, strategy in zip(axes[0], strategies, strict=True):
+        runs = comparison.runs_of(strategy)
+        for key, label in ((metric, f"train {metric}"), (f"val_{metric}", f"val {metric}")):
+            curves = [run.history[key] for run in runs if key in run.history]
+            if curves:
+                mean = _mean_curve(curves)
+                ax.plot(range(1, len(mean) + 1), mean, marker="o", ms=3, label=label)
+        ax.set_title(f"{strategy} (n={len(runs)})")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(metric)
+    axes[0][0].legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_tradeoff(comparison: Comparison, path: str | Path | None, *, metric: str) -> Any:
+    """Test `metric` against training seconds: a point per run, a cross per strategy mean."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for strategy in comparison.strategies:
+        runs = comparison.runs_of(strategy)
+        xs = [run.timing.total_seconds for run in runs]
+        ys = [run.value(metric) for run in runs]
+        points = ax.scatter(xs, ys, alpha=0.5, label=strategy)
+        ax.scatter(
+            [sum(xs) / len(xs)], [sum(ys) / len(ys)], marker="X", s=120,
+            color=points.get_facecolor()[0], edgecolors="black",
+        )  # fmt: skip
+    ax.set_xlabel("training time (s)")
+    ax.set_ylabel(f"test {metric}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
