@@ -1,0 +1,43 @@
+"""Datasets for transferkit: an offline-first Fashion-MNIST loader and preprocessing helpers.
+
+`load_fashion_mnist` reads the dataset from disk (explicit path, `$TRANSFERKIT_DATA_DIR`, the
+Keras cache or the Debian/Ubuntu package `dataset-fashion-mnist`) before trying to download
+it; the helpers normalize, resize, augment, split and subsample image datasets with NumPy,
+scikit-learn and backend-agnostic Keras only.
+"""
+
+from __future__ import annotations
+
+from ._fashion_mnist import FASHION_MNIST_CLASSES as FASHION_MNIST_CLASSES
+from ._fashion_mnist import DatasetCorruptError as DatasetCorruptError
+from ._fashion_mnist import DatasetError as DatasetError
+from ._fashion_mnist import DatasetNotFoundError as DatasetNotFoundError
+from ._fashion_mnist import find_fashion_mnist as find_fashion_mnist
+from ._fashion_mnist import load_fashion_mnist as load_fashion_mnist
+from ._preprocess import Split as Split
+from ._preprocess import augmentation as augmentation
+from ._preprocess import lab_split as lab_split
+from ._preprocess import normalize as normalize
+from ._preprocess import resize_images as resize_images
+from ._preprocess import stratified_subsample as stratified_subsample
+from ._preprocess import subset_classes as subset_classes
+from ._preprocess import to_float_images as to_float_images
+from ._preprocess import train_val_test_split as train_val_test_split
+
+__all__ = [
+    "FASHION_MNIST_CLASSES",
+    "DatasetCorruptError",
+    "DatasetError",
+    "DatasetNotFoundError",
+    "Split",
+    "augmentation",
+    "find_fashion_mnist",
+    "lab_split",
+    "load_fashion_mnist",
+    "normalize",
+    "resize_images",
+    "stratified_subsample",
+    "subset_classes",
+    "to_float_images",
+    "train_val_test_split",
+]
