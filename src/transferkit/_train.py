@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -12,6 +13,7 @@ import keras
 from ._cache import CacheInfo, CachePlan, FeatureCache, plan_cache
 from ._copy import copy_model
 from ._data import ArrayData, Data, check_arrays, default_loss, is_array_pair
+from ._freeze import RecompileWarning
 from ._layers import ensure_built
 from ._strategies import Strategy, resolve_strategy
 from .timing import EpochTimer, TrainingTiming, count_params
@@ -64,9 +66,17 @@ def default_steps_per_execution() -> int:
 
     On this project's reference CPU (2 cores) TensorFlow ran full fine-tuning of the lab CNN
     about 20% faster per epoch with 16 steps per execution; JAX also gains; the PyTorch
-    trainer runs one step at a time.
+    trainer runs one step at a time, and so does TensorFlow inside a `tf.distribute` scope.
     """
-    return 1 if _backend() == "torch" else 16
+    backend = _backend()
+    if backend == "torch":
+        return 1
+    if backend == "tensorflow":
+        import tensorflow as tf  # only reached on the TensorFlow backend
+
+        if tf.distribute.has_strategy():
+            return 1  # Keras's multi-step loop fails under MirroredStrategy (placeholder error)
+    return 16
 
 
 def default_jit_compile() -> bool:
@@ -219,7 +229,11 @@ def fine_tune(
     if seed is not None:
         keras.utils.set_random_seed(seed)
     work = copy_model(model) if copy else model
-    prepared = strat.prepare(work)
+    with warnings.catch_warnings():
+        # `prepare` may change flags on a model the caller compiled (copy=False); the
+        # RecompileWarning's advice is moot here because the model is compiled again below.
+        warnings.simplefilter("ignore", RecompileWarning)
+        prepared = strat.prepare(work)
     if loss is None:
         loss = default_loss(prepared, train_arrays.one_hot if train_arrays else None)
 
@@ -261,6 +275,11 @@ def fine_tune(
     )
     if trained is not prepared:  # keep the returned model ready for evaluate/predict
         prepared.compile(optimizer=make_optimizer("adam", None), loss=loss, metrics=list(metrics))
+    if seed is not None:
+        # Re-seed right before `fit`: computing cached activations may draw from the backend's
+        # global RNG (PyTorch's DataLoader does), and training must not depend on whether the
+        # cache ran.
+        keras.utils.set_random_seed(seed)
     timer = EpochTimer(num_samples=len(train_arrays) if train_arrays is not None else None)
     fit_kwargs: dict[str, Any] = {"batch_size": batch_size} if train_arrays is not None else {}
     history = trained.fit(
