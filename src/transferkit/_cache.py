@@ -228,7 +228,10 @@ def plan_cache(
     with Timer() as timer:
         if not shared:
             store.entries[key] = {
-                name: np.asarray(prefix.predict(a, batch_size=max(batch_size, 256), verbose=0))
+                name: np.asarray(
+                    prefix.predict(a, batch_size=max(batch_size, 256), verbose=0),
+                    dtype=np.float32,  # bfloat16 -> float32 is exact; the next layer casts back
+                )
                 for name, a in arrays.items()
             }
     features = store.entries[key]

@@ -15,7 +15,6 @@ import numpy as np
 
 from ._cache import FeatureCache
 from ._comparison import Comparison, RunRecord
-from ._copy import copy_model
 from ._data import Data, check_arrays, is_array_pair
 from ._layers import ensure_built
 from ._strategies import Strategy, resolve_strategy
@@ -149,6 +148,7 @@ def compare_strategies(
     cache: bool = True,
     steps_per_execution: int | Auto = "auto",
     jit_compile: bool | Auto = "auto",
+    precision: str | None = None,
 ) -> Comparison:
     """Train every strategy with every seed from the same starting weights and compare them.
 
@@ -181,6 +181,7 @@ def compare_strategies(
         cache: bool. Use the frozen-prefix activation cache. Defaults to `True`.
         steps_per_execution: As in `fine_tune`. Defaults to `"auto"`.
         jit_compile: As in `fine_tune`. Defaults to `"auto"`.
+        precision: As in `fine_tune` (opt-in mixed precision). Defaults to `None`.
 
     Returns:
         A `Comparison` with one `RunRecord` per strategy and seed.
@@ -247,6 +248,7 @@ def compare_strategies(
         "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
         "learning_rate": learning_rate,
         "loss": None if loss is None else str(loss),
+        "precision": precision,
         "train_samples": len(train_arrays) if train_arrays is not None else None,
         "test_samples": len(test_arrays),
     }
@@ -277,7 +279,7 @@ def compare_strategies(
         if verbose:
             print(f"{tag}: training ...", flush=True)
         result = fine_tune(
-            copy_model(start),
+            start,
             train,
             validation=validation,
             strategy=strategy,
@@ -289,10 +291,11 @@ def compare_strategies(
             callbacks=callbacks,
             seed=seed,
             verbose=1 if verbose >= 2 else 0,
-            copy=False,
+            copy=True,
             cache=shared_cache if shared_cache is not None else False,
             steps_per_execution=steps_per_execution,
             jit_compile=jit_compile,
+            precision=precision,
         )
         metrics = evaluate(
             result.model,

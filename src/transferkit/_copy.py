@@ -11,7 +11,7 @@ from ._layers import ensure_built
 from .types import Model
 
 
-def copy_model(model: Model) -> Model:
+def copy_model(model: Model, *, dtype_policy: str | None = None) -> Model:
     """An independent copy of `model`: same architecture, weights and trainable flags.
 
     The copy shares no layers or variables with `model`, so training it or changing its
@@ -20,6 +20,10 @@ def copy_model(model: Model) -> Model:
     Args:
         model: A built Functional or Sequential `keras.Model` (or a subclassed model that
             implements `get_config`/`from_config`).
+        dtype_policy: str or None. A Keras dtype policy for the copy's layers, e.g.
+            `"mixed_bfloat16"` (variables stay float32, so the weights carry over exactly);
+            the output layer keeps float32 for a numerically stable softmax. Defaults to
+            `None` (keep each layer's policy).
 
     Returns:
         A new built `keras.Model`.
@@ -41,7 +45,10 @@ def copy_model(model: Model) -> Model:
     """
     ensure_built(model)
     try:
-        clone = keras.models.clone_model(model)
+        if dtype_policy is None:
+            clone = keras.models.clone_model(model)
+        else:
+            clone = _clone_with_policy(model, dtype_policy)
     except Exception as err:  # Keras raises several types for models it cannot clone
         raise ValueError(
             f"Cannot copy model {model.name!r} ({type(model).__name__}) with "
@@ -54,6 +61,20 @@ def copy_model(model: Model) -> Model:
     clone.set_weights(model.get_weights())
     _copy_flags(model, clone)
     return clone
+
+
+def _clone_with_policy(model: Model, policy: str) -> Model:
+    from ._layers import leaf_layers
+
+    output_layer = leaf_layers(model)[-1].layer
+
+    def clone_layer(layer: Any) -> Any:
+        config = layer.get_config()
+        if layer is not output_layer and "dtype" in config:
+            config["dtype"] = policy
+        return layer.__class__.from_config(config)
+
+    return keras.models.clone_model(model, clone_function=clone_layer, recursive=True)
 
 
 def _copy_flags(source: Model, target: Model) -> None:
