@@ -81,14 +81,22 @@ def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
                 "before training."
             )
     expected = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
-    if expected is not None and len(expected) == x.ndim - 1:
-        for got, want in zip(x.shape[1:], expected, strict=True):
-            if want is not None and got != want:
-                raise ValueError(
-                    f"`{name}` inputs have shape {x.shape[1:]} per sample but the model expects "
-                    f"{expected}. Resize or reshape the data (see "
-                    "`transferkit.datasets.resize_images`)."
-                )
+    if expected is not None:
+        # Keras adapts a rank off by one through a trailing axis of size 1 (e.g. (n, 28, 28)
+        # for (28, 28, 1)); any other rank fails inside `fit`, after training has started.
+        got = tuple(x.shape[1:])
+        if len(got) == len(expected) + 1 and got[-1] == 1:
+            got = got[:-1]
+        elif len(got) == len(expected) - 1 and expected[-1] == 1:
+            got = (*got, 1)
+        if len(got) != len(expected) or any(
+            w is not None and g != w for g, w in zip(got, expected, strict=True)
+        ):
+            raise ValueError(
+                f"`{name}` inputs have shape {x.shape[1:]} per sample but the model expects "
+                f"{expected}. Resize or reshape the data (see "
+                "`transferkit.datasets.resize_images`)."
+            )
     units = output_units(model)
     one_hot = y.ndim == 2 and y.shape[1] == units and units > 1
     if one_hot:

@@ -6,7 +6,8 @@ the caller's weights and trainable flags are never touched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from numbers import Real
 from typing import Any
 
 import keras
@@ -20,7 +21,7 @@ _POOLING = ("avg", "max")
 
 
 def _require_graph(model: Model, fn: str) -> None:
-    if not isinstance(model, keras.Sequential | keras.Model) or not hasattr(model, "inputs"):
+    if not isinstance(model, keras.Sequential | keras.Model):
         raise ValueError(f"`{fn}` needs a Functional or Sequential model.")
     try:
         inputs = model.inputs
@@ -154,11 +155,15 @@ def replace_head(
         raise ValueError(
             f"`num_classes` must be a positive int. Received: num_classes={num_classes!r}"
         )
+    if isinstance(hidden, str) or not isinstance(hidden, Iterable):
+        raise TypeError(
+            f"`hidden` must be a sequence of ints (units), e.g. (128,). Received: hidden={hidden!r}"
+        )
     hidden = tuple(hidden)
     if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
         raise ValueError(f"`hidden` must be positive ints (units). Received: hidden={hidden!r}")
-    if not 0.0 <= float(dropout) < 1.0:
-        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}")
     k = _resolve_cut(model, cut, "replace_head")
     clone = copy_model(model)
     inputs, x = _body(clone, k)

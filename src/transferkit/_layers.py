@@ -131,7 +131,8 @@ def resolve_boundary(
 
     `upto` may be an `int` n (the first n leaf layers; negative n means all but the last |n|),
     a `str` (a layer name or `/`-joined path; the boundary includes that layer) or a
-    `keras.layers.Layer` of the model (likewise inclusive).
+    `keras.layers.Layer` of the model (likewise inclusive). A nested model, given as an object,
+    name or path, covers all of its leaf layers.
 
     Returns:
         An int in `[0, len(leaves)]`: how many leading leaf layers lie up to the boundary.
@@ -158,6 +159,21 @@ def resolve_boundary(
     if isinstance(upto, str):
         by_path = [leaf for leaf in leaves if leaf.path == upto]
         matches = by_path or [leaf for leaf in leaves if leaf.name == upto]
+        if not matches:  # the name or path of a nested model: up to its last leaf layer
+            nested = {
+                id(c): c
+                for leaf in leaves
+                for i, c in enumerate(leaf.containers)
+                if upto in (c.name, "/".join(x.name for x in leaf.containers[: i + 1]))
+            }
+            if len(nested) == 1:
+                (container,) = nested.values()
+                return resolve_boundary(model, container, argument=argument, leaves=leaves)
+            if len(nested) > 1:
+                raise ValueError(
+                    f"`{argument}`={upto!r} is ambiguous: several nested models have that name. "
+                    "Pass the full path instead."
+                )
         if not matches:
             raise ValueError(
                 f"No leaf layer named {upto!r} in model {model.name!r}. {_closest(upto, leaves)}"

@@ -313,8 +313,13 @@ def resolve_strategy(strategy: Strategy | str) -> Strategy:
             f"{', '.join(repr(n) for n in STRATEGY_NAMES)} (with an optional ':<boundary>' for "
             f"'partial' and 'feature_extractor'), or pass a `Strategy` object.{hint}"
         )
-    if isinstance(strategy, Strategy):
+    if isinstance(strategy, Strategy) and not isinstance(strategy, type):
         return strategy
+    if isinstance(strategy, type):  # the class itself passes the protocol check: say so
+        raise TypeError(
+            f"`strategy` must be a `Strategy` object, not a class: pass "
+            f"`{strategy.__name__}()` instead of `{strategy.__name__}`."
+        )
     raise TypeError(
         "`strategy` must be a strategy name (str) or a `Strategy` object such as "
         f"`FullFineTune()`. Received: {strategy!r} of type {type(strategy).__name__}."
