@@ -1,0 +1,213 @@
+"""Benchmark: the lab CNN through `fine_tune` on each Keras backend, side by side.
+
+For every backend asked for (TensorFlow, JAX, PyTorch), a child process started with
+`KERAS_BACKEND` set trains the lab's CNN on the lab's Fashion-MNIST split (batch 64, Adam) with
+transferkit's per-backend defaults (`steps_per_execution`, `jit_compile`):
+
+* **full fine-tune**: every layer trains; the first epoch includes tracing/compilation, so the
+  steady-state figure is the median of the later epochs;
+* **feature extractor**: `FeatureExtractor(cut="flatten")`, whose frozen body's activations are
+  computed once (the frozen-prefix cache) and the head trains on them;
+* **inference**: `transferkit.timing.measure_inference` on the test images.
+
+It prints one table (seconds per epoch, images per second, ratio to TensorFlow) and writes it
+as `backends.md` and `backends.json` to `--output-dir`. A backend that is not installed is
+reported as such, not as a failure.
+
+Usage:
+
+    python benchmarks/backends.py                       # full: 50000 images, 3 epochs each
+    python benchmarks/backends.py --backends tensorflow jax
+    python benchmarks/backends.py --quick               # CI smoke run (seconds per backend)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BACKENDS = ("tensorflow", "jax", "torch")
+SCRIPT = Path(__file__).stem
+
+
+def lab_cnn() -> Any:
+    """The lab's CNN (`create_model_fine_tuning`), layer for layer."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            keras.layers.Conv2D(32, (3, 3), activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(64, (3, 3), activation="relu", padding="same"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+def child(args: argparse.Namespace) -> dict[str, Any]:
+    """Run on the backend this process was started with; return its figures."""
+    import keras
+
+    import transferkit as tk
+    from transferkit.datasets import lab_split
+    from transferkit.timing import measure_inference
+
+    (x_train, y_train), _, (x_test, _) = lab_split(args.data_dir)
+    x_train, y_train = x_train[: args.train_samples], y_train[: args.train_samples]
+    x_test = x_test[: args.train_samples]
+    keras.utils.set_random_seed(0)
+    model = lab_cnn()
+    figures: dict[str, Any] = {"backend": keras.backend.backend(), "keras": keras.__version__}
+    for key, strategy in (
+        ("full", "full"),
+        ("feature_extractor", tk.FeatureExtractor(cut="flatten")),
+    ):
+        started = time.perf_counter()
+        result = tk.fine_tune(
+            model,
+            (x_train, y_train),
+            strategy=strategy,
+            epochs=args.epochs,
+            batch_size=64,
+            seed=0,
+            verbose=0,
+        )
+        epochs = list(result.timing.epoch_seconds)
+        steady = statistics.median(epochs[1:]) if len(epochs) > 1 else epochs[0]
+        figures[key] = {
+            "total_seconds": time.perf_counter() - started,
+            "first_epoch_seconds": epochs[0],
+            "epoch_seconds": steady,
+            "images_per_second": len(x_train) / steady,
+            "cache": result.cache.used,
+            "final_accuracy": result.history["accuracy"][-1],
+        }
+    inference = measure_inference(model, x_test, batch_size=256)
+    figures["inference_images_per_second"] = inference.samples_per_second
+    return figures
+
+
+def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Start this script as a child on `backend`; its figures, or why there are none."""
+    out = args.output_dir / f"{backend}.json"
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, __file__, "--child", str(out), "--epochs", str(args.epochs)]
+    cmd += ["--train-samples", str(args.train_samples)]
+    if args.data_dir is not None:
+        cmd += ["--data-dir", str(args.data_dir)]
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    print(f"[{SCRIPT}] {backend}: training ...", flush=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        if any("No module named" in line for line in tail):
+            return {"backend": backend, "skipped": f"not installed ({tail[-1].strip()})"}
+        raise SystemExit(f"{backend} child failed:\n" + "\n".join(tail))
+    figures: dict[str, Any] = json.loads(out.read_text())
+    return figures
+
+
+def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    """The Markdown table of all backends, with ratios to TensorFlow."""
+    base = next((r for r in results if r["backend"] == "tensorflow" and "full" in r), None)
+    lines = [
+        f"Lab CNN, {args.train_samples} training images, batch 64, Adam, {args.epochs} epochs "
+        f"per strategy; machine: {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}.",
+        "",
+        "| backend | full FT s/epoch (steady) | first epoch s | images/s | vs TF | "
+        "feature extractor s/epoch (cached) | inference images/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if "skipped" in r:
+            lines.append(f"| {r['backend']} | {r['skipped']} | | | | | |")
+            continue
+        full, fe = r["full"], r["feature_extractor"]
+        ratio = full["epoch_seconds"] / base["full"]["epoch_seconds"] if base else float("nan")
+        lines.append(
+            f"| {r['backend']} | {full['epoch_seconds']:.2f} | {full['first_epoch_seconds']:.2f} "
+            f"| {full['images_per_second']:.0f} | {ratio:.2f}x | {fe['epoch_seconds']:.3f} "
+            f"| {r['inference_images_per_second']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(
+            "Time the lab CNN (full fine-tune, cached feature extractor, inference) through "
+            "transferkit on each Keras backend, each in its own process, and print a table."
+        )
+    )
+    parser.add_argument(
+        "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), help="default: all"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=3, help="epochs per strategy (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--train-samples",
+        type=int,
+        default=50000,
+        help="training images (default: %(default)s, the lab's training set)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="CI smoke run: 1000 images, 2 epochs"
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("runs") / SCRIPT,
+        help="where to write backends.md/.json (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="directory with the Fashion-MNIST .gz files"
+    )
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.train_samples, args.epochs = 1000, 2
+        args.output_dir = args.output_dir / "quick"
+    if args.epochs < 1 or args.train_samples < 64:
+        parser.error("--epochs must be at least 1 and --train-samples at least 64")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child is not None:
+        args.child.write_text(json.dumps(child(args), indent=2) + "\n")
+        return
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for backend in args.backends:
+        figures = run_backend(backend, args)
+        results.append(figures)
+        if "full" in figures:
+            print(
+                f"[{SCRIPT}] {backend}: full fine-tune {figures['full']['epoch_seconds']:.2f} "
+                f"s/epoch, feature extractor {figures['feature_extractor']['epoch_seconds']:.3f}"
+                " s/epoch",
+                flush=True,
+            )
+    text = table(results, args)
+    print(text)
+    (args.output_dir / "backends.md").write_text(text)
+    (args.output_dir / "backends.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
