@@ -164,9 +164,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=50000,
         help="training images (default: %(default)s, the lab's training set)",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="CI smoke run: 1000 images, 2 epochs"
-    )
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: 1000 images, 2 epochs")
     parser.add_argument(
         "--output-dir",
         type=Path,
@@ -205,7 +203,10 @@ def main(argv: list[str] | None = None) -> None:
             )
     text = table(results, args)
     print(text)
-    (args.output_dir / "backends.md").write_text(text)
+    from transferkit.timing import machine_info  # imports Keras: only after the children ran
+
+    provenance = f"Produced by `python {' '.join(sys.argv)}` on {machine_info()}."
+    (args.output_dir / "backends.md").write_text(f"{text}\n{provenance}\n")
     (args.output_dir / "backends.json").write_text(json.dumps(results, indent=2) + "\n")
 
 

@@ -315,7 +315,12 @@ def parent(args: argparse.Namespace) -> None:
     figures["totals"]["ratio"] = figures["totals"]["tk_seconds"] / figures["totals"]["lab_seconds"]
     payload = json.dumps(figures, indent=2) + "\n"
     (out / f"{SCRIPT}.json").write_text(payload)
-    (out / f"{SCRIPT}.md").write_text(f"# Lab protocol: lab code vs transferkit\n\n{text}\n")
+    from transferkit.timing import machine_info  # imports Keras: only after the children ran
+
+    provenance = f"Produced by `python {' '.join(sys.argv)}` on {machine_info()}."
+    (out / f"{SCRIPT}.md").write_text(
+        f"## Lab protocol: lab code vs transferkit\n\n{text}\n\n{provenance}\n"
+    )
     written = [str(out / f"{SCRIPT}.json"), str(out / f"{SCRIPT}.md")]
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

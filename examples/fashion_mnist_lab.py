@@ -39,6 +39,7 @@ subfolder and `--pretrain` to its `pretrained/` subfolder): `comparison.json`, `
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -46,12 +47,14 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quieter TensorFlow start-up
+logging.getLogger("tensorflow").setLevel(logging.ERROR)  # no retracing notices per run
 
 import keras  # noqa: E402
 import matplotlib  # noqa: E402
 
 import transferkit as tk  # noqa: E402
 from transferkit.datasets import FASHION_MNIST_CLASSES, Split, lab_split, subset_classes  # noqa: E402
+from transferkit.timing import machine_info  # noqa: E402
 
 matplotlib.use("Agg")  # before anything imports pyplot: write PNGs, never open a window
 
@@ -324,8 +327,9 @@ def main(argv: list[str] | None = None) -> None:
     title = "Fashion-MNIST, the lab's protocol" + (" (pretrained start)" if args.pretrain else "")
     headline = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "train_seconds")
     (out / "summary.md").write_text(
-        f"# {title}\n\n{table}\n\n## All headline metrics (mean ± std [95% CI])\n\n"
-        f"{comparison.to_markdown(headline)}\n"
+        f"## {title}\n\n{table}\n\n### All headline metrics (mean ± std [95% CI])\n\n"
+        f"{comparison.to_markdown(headline)}\n\n"
+        + f"Produced by `python {' '.join(sys.argv)}` on {machine_info()}.\n"
     )
     import matplotlib.pyplot as plt
 

@@ -46,6 +46,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import os
 import sys
 import time
@@ -55,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quieter TensorFlow start-up
+logging.getLogger("tensorflow").setLevel(logging.ERROR)  # no retracing notices per run
 
 import keras  # noqa: E402
 import matplotlib  # noqa: E402
@@ -70,6 +72,7 @@ from transferkit.datasets import (  # noqa: E402
     train_val_test_split,
 )
 from transferkit.metrics import evaluate  # noqa: E402
+from transferkit.timing import machine_info  # noqa: E402
 
 matplotlib.use("Agg")  # before anything imports pyplot: write PNGs, never open a window
 
@@ -468,13 +471,18 @@ def main(argv: list[str] | None = None) -> None:
         writer.writerow(["budget", *header])
         writer.writerows(rows)
     (out / "summary.md").write_text(
-        "# Transfer from Fashion-MNIST classes 0-4 to classes 5-9\n\n"
+        "## Transfer from Fashion-MNIST classes 0-4 to classes 5-9\n\n"
         f"Source model: the lab CNN trained {source_record['epochs']} epoch(s) on "
         f"{source_record['train_samples']} images of classes 0-4, test accuracy "
         f"{source_record['test_accuracy']:.4f} on them. Target test set: "
         f"{len(tasks.target_test[0])} official test images of classes 5-9. Transfer "
         "strategies start from the same pretrained weights; seeds change the batch order "
-        "(and the initial weights of `scratch`).\n\n" + "\n\n".join(tables) + "\n" + NOTE
+        "(and the initial weights of `scratch`).\n\n"
+        + "\n\n".join(tables)
+        + "\n"
+        + NOTE
+        + "\n\n"
+        + f"Produced by `python {' '.join(sys.argv)}` on {machine_info()}.\n"
     )
     plot(results, out / "accuracy_vs_budget.png")
     print(f"\nWrote results.json, runs.csv, summary.md, accuracy_vs_budget.png to {out}")

@@ -42,6 +42,7 @@ writes to a `quick/` subfolder): `trainable_summary.txt`, `comparison.json`, `ru
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -49,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # quieter TensorFlow start-up
+logging.getLogger("tensorflow").setLevel(logging.ERROR)  # no retracing notices per run
 
 import keras  # noqa: E402
 import matplotlib  # noqa: E402
@@ -60,6 +62,7 @@ from transferkit.datasets import (  # noqa: E402
     resize_images,
     stratified_subsample,
 )
+from transferkit.timing import machine_info  # noqa: E402
 
 matplotlib.use("Agg")  # before anything imports pyplot: write PNGs, never open a window
 
@@ -300,12 +303,13 @@ def main(argv: list[str] | None = None) -> None:
         else "ImageNet weights"
     )
     (out / "summary.md").write_text(
-        f"# {args.arch} on Fashion-MNIST ({args.size}x{args.size} RGB)\n\n"
+        f"## {args.arch} on Fashion-MNIST ({args.size}x{args.size} RGB)\n\n"
         f"{args.train_size} training / {args.val_size} validation / {args.test_size} test "
         f"images, {args.epochs} epoch(s), batch size {args.batch_size}; backbone with {note}. "
         f"Partial freezing: every layer up to `{boundary}` frozen.\n\n{table}\n\n"
         + "\n".join(f"- {s}: trainable / total parameters {c}" for s, c in params.items())
-        + "\n"
+        + "\n\n"
+        + f"Produced by `python {' '.join(sys.argv)}` on {machine_info()}.\n"
     )
     import matplotlib.pyplot as plt
 

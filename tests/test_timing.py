@@ -263,3 +263,19 @@ def test_every_public_name_has_an_example() -> None:
 @pytest.mark.parametrize(("qual", "code"), _EXAMPLES, ids=[q for q, _ in _EXAMPLES])
 def test_docstring_example_runs(qual: str, code: str, capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(code, f"<docstring {qual}>", "exec"), {})
+
+
+def test_machine_info_describes_this_machine_and_backend() -> None:
+    import os
+
+    from transferkit.timing import MachineInfo, machine_info
+
+    info = machine_info()
+    assert isinstance(info, MachineInfo)
+    assert info.backend == keras.backend.backend()
+    assert info.keras == keras.__version__
+    assert 1 <= info.cores <= (os.cpu_count() or 1)
+    assert info.memory_gib > 0
+    text = str(info)
+    assert f"{info.cores} cores" in text and info.backend in text and info.cpu in text
+    assert json.loads(json.dumps(info.to_dict()))["backend"] == info.backend
