@@ -58,9 +58,25 @@ def copy_model(model: Model, *, dtype_policy: str | None = None) -> Model:
         ) from err
     if not clone.built:
         clone.build(model.input_shape if hasattr(model, "input_shape") else None)
-    clone.set_weights(model.get_weights())
+    _copy_weights(model, clone)
     _copy_flags(model, clone)
     return clone
+
+
+def _copy_weights(source: Model, target: Model) -> None:
+    """Assign every variable of `source` to `target`'s, backend to backend (no NumPy trip)."""
+    src: list[Any] = list(source.weights)
+    dst: list[Any] = list(target.weights)
+    if len(src) != len(dst) or any(
+        tuple(a.shape) != tuple(b.shape) for a, b in zip(src, dst, strict=True)
+    ):
+        raise ValueError(
+            f"Copy of model {source.name!r} has different weights than the original "
+            f"({len(dst)} vs {len(src)} variables or different shapes); cannot copy them. "
+            "Pass a model factory instead."
+        )
+    for a, b in zip(src, dst, strict=True):
+        b.assign(a.value)
 
 
 def _clone_with_policy(model: Model, policy: str) -> Model:
