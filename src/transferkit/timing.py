@@ -583,6 +583,17 @@ class MachineInfo:
         keras: Keras version.
         backend: Keras backend name.
         backend_version: Version of the backend's framework.
+
+    Example:
+
+    ```python
+    from transferkit.timing import MachineInfo
+
+    info = MachineInfo("AMD EPYC", 2, 23.5, (), "Linux x86_64", "3.11.7", "3.15.1",
+                       "tensorflow", "2.21.0")
+    assert str(info).startswith("AMD EPYC, 2 cores, 24 GiB RAM, no GPU")
+    assert info.to_dict()["gpus"] == []
+    ```
     """
 
     cpu: str
