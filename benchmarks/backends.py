@@ -10,14 +10,18 @@ transferkit's per-backend defaults (`steps_per_execution`, `jit_compile`):
   computed once (the frozen-prefix cache) and the head trains on them;
 * **inference**: `transferkit.timing.measure_inference` on the test images.
 
-It prints one table (seconds per epoch, images per second, ratio to TensorFlow) and writes it
-as `backends.md` and `backends.json` to `--output-dir`. A backend that is not installed is
-reported as such, not as a failure.
+With `--precisions float32 mixed_bfloat16` each backend also runs with transferkit's opt-in
+mixed precision (`fine_tune(precision=...)`), to measure its effect on time and test accuracy.
+
+It prints one table (seconds per epoch, images per second, ratio to TensorFlow float32, test
+accuracy after the last epoch) and writes it as `backends.md` and `backends.json` to
+`--output-dir`. A backend that is not installed is reported as such, not as a failure.
 
 Usage:
 
     python benchmarks/backends.py                       # full: 50000 images, 3 epochs each
     python benchmarks/backends.py --backends tensorflow jax
+    python benchmarks/backends.py --backends tensorflow --precisions float32 mixed_bfloat16
     python benchmarks/backends.py --quick               # CI smoke run (seconds per backend)
 """
 
@@ -35,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 BACKENDS = ("tensorflow", "jax", "torch")
+PRECISIONS = ("float32", "mixed_bfloat16")
 SCRIPT = Path(__file__).stem
 
 
@@ -62,14 +67,20 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 
     import transferkit as tk
     from transferkit.datasets import lab_split
+    from transferkit.metrics import evaluate
     from transferkit.timing import measure_inference
 
-    (x_train, y_train), _, (x_test, _) = lab_split(args.data_dir)
+    (x_train, y_train), _, (x_test, y_test) = lab_split(args.data_dir)
     x_train, y_train = x_train[: args.train_samples], y_train[: args.train_samples]
-    x_test = x_test[: args.train_samples]
+    x_test, y_test = x_test[: args.train_samples], y_test[: args.train_samples]
     keras.utils.set_random_seed(0)
     model = lab_cnn()
-    figures: dict[str, Any] = {"backend": keras.backend.backend(), "keras": keras.__version__}
+    precision = None if args.precision == "float32" else args.precision
+    figures: dict[str, Any] = {
+        "backend": keras.backend.backend(),
+        "precision": args.precision,
+        "keras": keras.__version__,
+    }
     for key, strategy in (
         ("full", "full"),
         ("feature_extractor", tk.FeatureExtractor(cut="flatten")),
@@ -83,6 +94,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             batch_size=64,
             seed=0,
             verbose=0,
+            precision=precision,
         )
         epochs = list(result.timing.epoch_seconds)
         steady = statistics.median(epochs[1:]) if len(epochs) > 1 else epochs[0]
@@ -92,28 +104,34 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             "epoch_seconds": steady,
             "images_per_second": len(x_train) / steady,
             "cache": result.cache.used,
-            "final_accuracy": result.history["accuracy"][-1],
+            "test_accuracy": evaluate(result.model, x_test, y_test).accuracy,
         }
-    inference = measure_inference(model, x_test, batch_size=256)
+        trained = result.model
+    inference = measure_inference(trained, x_test, batch_size=256)
     figures["inference_images_per_second"] = inference.samples_per_second
     return figures
 
 
-def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_backend(backend: str, precision: str, args: argparse.Namespace) -> dict[str, Any]:
     """Start this script as a child on `backend`; its figures, or why there are none."""
-    out = args.output_dir / f"{backend}.json"
+    out = args.output_dir / f"{backend}_{precision}.json"
     out.unlink(missing_ok=True)
     cmd = [sys.executable, __file__, "--child", str(out), "--epochs", str(args.epochs)]
+    cmd += ["--precision", precision]
     cmd += ["--train-samples", str(args.train_samples)]
     if args.data_dir is not None:
         cmd += ["--data-dir", str(args.data_dir)]
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    print(f"[{SCRIPT}] {backend}: training ...", flush=True)
+    print(f"[{SCRIPT}] {backend} {precision}: training ...", flush=True)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         if any("No module named" in line for line in tail):
-            return {"backend": backend, "skipped": f"not installed ({tail[-1].strip()})"}
+            return {
+                "backend": backend,
+                "precision": precision,
+                "skipped": f"not installed ({tail[-1].strip()})",
+            }
         raise SystemExit(f"{backend} child failed:\n" + "\n".join(tail))
     figures: dict[str, Any] = json.loads(out.read_text())
     return figures
@@ -121,26 +139,35 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     """The Markdown table of all backends, with ratios to TensorFlow."""
-    base = next((r for r in results if r["backend"] == "tensorflow" and "full" in r), None)
+    base = next(
+        (
+            r
+            for r in results
+            if r["backend"] == "tensorflow" and r["precision"] == "float32" and "full" in r
+        ),
+        None,
+    )
     lines = [
         f"Lab CNN, {args.train_samples} training images, batch 64, Adam, {args.epochs} epochs "
         f"per strategy; machine: {platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}.",
         "",
-        "| backend | full FT s/epoch (steady) | first epoch s | images/s | vs TF | "
-        "feature extractor s/epoch (cached) | inference images/s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| backend | precision | full FT s/epoch (steady) | first epoch s | images/s | vs TF "
+        "float32 | full FT test acc | feature extractor s/epoch (cached) | FE test acc | "
+        "inference images/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         if "skipped" in r:
-            lines.append(f"| {r['backend']} | {r['skipped']} | | | | | |")
+            lines.append(f"| {r['backend']} | {r['precision']} | {r['skipped']} |" + " |" * 7)
             continue
         full, fe = r["full"], r["feature_extractor"]
         ratio = full["epoch_seconds"] / base["full"]["epoch_seconds"] if base else float("nan")
         lines.append(
-            f"| {r['backend']} | {full['epoch_seconds']:.2f} | {full['first_epoch_seconds']:.2f} "
-            f"| {full['images_per_second']:.0f} | {ratio:.2f}x | {fe['epoch_seconds']:.3f} "
-            f"| {r['inference_images_per_second']:.0f} |"
+            f"| {r['backend']} | {r['precision']} | {full['epoch_seconds']:.2f} "
+            f"| {full['first_epoch_seconds']:.2f} | {full['images_per_second']:.0f} "
+            f"| {ratio:.2f}x | {full['test_accuracy']:.4f} | {fe['epoch_seconds']:.3f} "
+            f"| {fe['test_accuracy']:.4f} | {r['inference_images_per_second']:.0f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -154,6 +181,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), help="default: all"
+    )
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=PRECISIONS,
+        default=["float32"],
+        help="precisions to run per backend (default: float32)",
     )
     parser.add_argument(
         "--epochs", type=int, default=3, help="epochs per strategy (default: %(default)s)"
@@ -175,6 +209,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data-dir", type=Path, default=None, help="directory with the Fashion-MNIST .gz files"
     )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="float32", help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.train_samples, args.epochs = 1000, 2
@@ -191,14 +228,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     args.output_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for backend in args.backends:
-        figures = run_backend(backend, args)
+    for backend, precision in [(b, p) for b in args.backends for p in args.precisions]:
+        figures = run_backend(backend, precision, args)
         results.append(figures)
         if "full" in figures:
             print(
-                f"[{SCRIPT}] {backend}: full fine-tune {figures['full']['epoch_seconds']:.2f} "
-                f"s/epoch, feature extractor {figures['feature_extractor']['epoch_seconds']:.3f}"
-                " s/epoch",
+                f"[{SCRIPT}] {backend} {precision}: full fine-tune "
+                f"{figures['full']['epoch_seconds']:.2f} s/epoch, feature extractor "
+                f"{figures['feature_extractor']['epoch_seconds']:.3f} s/epoch",
                 flush=True,
             )
     text = table(results, args)

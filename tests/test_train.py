@@ -307,3 +307,54 @@ def test_not_a_model_or_unbuilt_model():
     unbuilt = keras.Sequential([keras.layers.Dense(3, activation="softmax")])
     with pytest.raises(ValueError, match="not built"):
         tk.fine_tune(unbuilt, (x, y), epochs=1, verbose=0)
+
+
+# --------------------------------------------------------------------------- mixed precision
+
+
+@pytest.mark.parametrize("strategy", ["full", "feature_extractor"])
+def test_mixed_bfloat16_trains_a_copy_in_bfloat16_with_float32_variables(strategy):
+    model = tiny_cnn()
+    weights, flags = weights_of(model), flags_of(model)
+    x, y = images(64)
+    result = tk.fine_tune(
+        model,
+        (x, y),
+        strategy=strategy,
+        epochs=2,
+        batch_size=16,
+        seed=0,
+        verbose=0,
+        precision="mixed_bfloat16",
+    )
+    leaves = [leaf.layer for leaf in tk.leaf_layers(result.model)]
+    assert all(layer.compute_dtype == "bfloat16" for layer in leaves[:-1] if layer.weights)
+    assert leaves[-1].compute_dtype == "float32"  # a numerically stable softmax
+    assert all(v.dtype == "float32" for v in result.model.weights)
+    assert result.model.predict(x[:4], verbose=0).dtype == np.float32
+    assert all(math.isfinite(v) for v in result.history["loss"])
+    assert_untouched(model, weights, flags)  # the caller's model keeps its float32 policy
+    assert all(leaf.layer.compute_dtype == "float32" for leaf in tk.leaf_layers(model))
+
+
+def test_copy_model_with_a_dtype_policy_carries_the_weights_over_exactly():
+    model = tiny_cnn()
+    twin = tk.copy_model(model, dtype_policy="mixed_bfloat16")
+    assert same_weights(weights_of(model), weights_of(twin))
+    assert twin.layers[0].compute_dtype == "bfloat16"
+    assert model.layers[0].compute_dtype == "float32"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"precision": "float16"}, "`precision` must be None, 'float32', 'mixed_bfloat16'"),
+        ({"precision": "mixed_bfloat16", "copy": False}, "`precision` needs `copy=True`"),
+    ],
+)
+def test_bad_precision_is_refused_before_training(kwargs, match):
+    model = mlp()
+    weights, flags = weights_of(model), flags_of(model)
+    with pytest.raises(ValueError, match=match):
+        tk.fine_tune(model, blobs(32), epochs=1, verbose=0, **kwargs)
+    assert_untouched(model, weights, flags)
