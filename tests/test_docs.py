@@ -64,7 +64,10 @@ def test_page_code_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     namespace: dict[str, Any] = {"__name__": f"docs_{path.stem}"}
     try:
         for line, code in blocks:
-            exec(compile(code, f"{path.relative_to(ROOT)}:{line}", "exec"), namespace)
+            exec(
+                compile(code, f"{path.relative_to(ROOT)}:{line}", "exec", dont_inherit=True),
+                namespace,
+            )
     finally:
         plt.close("all")
         if keras.backend.backend() == "jax":

@@ -76,7 +76,8 @@ def _copy_weights(source: Model, target: Model) -> None:
             "Pass a model factory instead."
         )
     for a, b in zip(src, dst, strict=True):
-        b.assign(a.value)
+        # A fresh buffer: on JAX, `assign` keeps the very array, and `fit` donates (frees) it.
+        b.assign(keras.ops.copy(a.value))
 
 
 def _clone_with_policy(model: Model, policy: str) -> Model:
