@@ -309,3 +309,18 @@ def test_not_a_model():
         tk.compare_strategies(lambda: "model", ["full"], train=train, validation=validation,
                               test=test, epochs=1, verbose=0)  # fmt: skip
     assert keras.backend.backend()  # the session is still usable
+
+
+def test_a_feature_cache_with_a_memory_budget_is_respected():
+    train, validation, test = data()
+    common = dict(train=train, validation=validation, test=test, epochs=1, batch_size=16)
+    starved = tk.compare_strategies(
+        mlp(), ["feature_extractor"], cache=tk.FeatureCache(budget_bytes=0), verbose=0, **common
+    )
+    (run,) = starved.runs
+    assert run.cache["used"] is False
+    assert "over the cache's memory budget of 0 MiB" in run.cache["reason"]
+    store = tk.FeatureCache()
+    roomy = tk.compare_strategies(mlp(), ["feature_extractor"], cache=store, verbose=0, **common)
+    assert roomy.runs[0].cache["used"] is True
+    assert store.nbytes == roomy.runs[0].cache["nbytes"] > 0  # the caller's store holds them

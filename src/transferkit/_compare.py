@@ -145,7 +145,7 @@ def compare_strategies(
     output: str | Path | None = None,
     class_names: Sequence[str] | None = None,
     verbose: int = 1,
-    cache: bool = True,
+    cache: bool | FeatureCache = True,
     steps_per_execution: int | Auto = "auto",
     jit_compile: bool | Auto = "auto",
     precision: str | None = None,
@@ -178,7 +178,9 @@ def compare_strategies(
             training them again. Defaults to `None`.
         class_names: Names of the classes for the metrics. Defaults to `None`.
         verbose: 0 silent, 1 a line per run (default), 2 also Keras progress bars.
-        cache: bool. Use the frozen-prefix activation cache. Defaults to `True`.
+        cache: bool or `FeatureCache`. Use the frozen-prefix activation cache, shared by
+            the runs of this comparison; pass a `FeatureCache(budget_bytes=...)` to set its
+            memory budget. Defaults to `True`.
         steps_per_execution: As in `fine_tune`. Defaults to `"auto"`.
         jit_compile: As in `fine_tune`. Defaults to `"auto"`.
         precision: As in `fine_tune` (opt-in mixed precision). Defaults to `None`.
@@ -263,7 +265,7 @@ def compare_strategies(
         log = _RunLog(Path(output), _fingerprint(config, start, data), config)
         done = log.read()
 
-    shared_cache = FeatureCache() if cache else None
+    shared_cache = cache if isinstance(cache, FeatureCache) else FeatureCache() if cache else None
     runs: list[RunRecord] = []
     total = len(strategy_list) * len(seed_list)
     for i, (strategy, seed) in enumerate(
