@@ -358,3 +358,20 @@ def test_bad_precision_is_refused_before_training(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tk.fine_tune(model, blobs(32), epochs=1, verbose=0, **kwargs)
     assert_untouched(model, weights, flags)
+
+
+def test_numpy_validation_runs_in_big_forward_batches():
+    class CountValidationBatches(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.batches = 0
+
+        def on_test_batch_end(self, batch, logs=None):
+            self.batches += 1
+
+    x, y = blobs(300)
+    counter = CountValidationBatches()
+    common = dict(epochs=2, batch_size=16, seed=0, verbose=0, steps_per_execution=1)
+    result = tk.fine_tune(mlp(), (x, y), validation=(x, y), callbacks=[counter], **common)
+    assert counter.batches == 2 * 2  # ceil(300 / 256) batches per epoch, not ceil(300 / 16)
+    assert len(result.history["val_loss"]) == 2

@@ -177,6 +177,48 @@ def _fingerprint(layers: list[Layer], arrays: dict[str, np.ndarray[Any, Any]]) -
     return h.hexdigest()
 
 
+def _aligned_empty(shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+    """An uninitialised float32 array whose data start on a 64-byte boundary.
+
+    TensorFlow can then use the very buffer as a tensor (see `fit_input`) instead of copying
+    it, which would hold the cached activations twice while training.
+    """
+    count = int(np.prod(shape))
+    buffer = np.empty(count + 16, dtype=np.float32)
+    offset = (-buffer.ctypes.data % 64) // 4
+    return buffer[offset : offset + count].reshape(shape)
+
+
+def _predict_into(
+    prefix: Model, x: np.ndarray[Any, Any], feature_shape: tuple[int, ...], batch_size: int
+) -> np.ndarray[Any, Any]:
+    """The prefix's outputs for `x`, written batch by batch into one preallocated array.
+
+    `predict` would hold every batch's output and their concatenation at once (twice the
+    activations' memory); bfloat16 outputs are widened to float32 exactly.
+    """
+    out = _aligned_empty((len(x), *feature_shape))
+    for start in range(0, len(x), batch_size):
+        out[start : start + batch_size] = keras.ops.convert_to_numpy(
+            prefix.predict_on_batch(x[start : start + batch_size])
+        )
+    return out
+
+
+def fit_input(features: np.ndarray[Any, Any]) -> Any:
+    """Cached activations as `fit` should get them: without a copy where the backend allows.
+
+    On TensorFlow, Keras copies NumPy inputs into a tensor for every `fit`; a tensor sharing
+    the NumPy buffer (DLPack) avoids that copy. The caller keeps `features` alive while the
+    tensor is in use. Other backends slice NumPy arrays batch by batch and get `features`.
+    """
+    if keras.backend.backend() != "tensorflow" or features.ctypes.data % 64:
+        return features
+    import tensorflow as tf  # only reached on the TensorFlow backend
+
+    return tf.experimental.dlpack.from_dlpack(features.__dlpack__())
+
+
 @dataclass(frozen=True)
 class CachePlan:
     """A model split into a cached prefix and a trainable remainder."""
@@ -228,10 +270,7 @@ def plan_cache(
     with Timer() as timer:
         if not shared:
             store.entries[key] = {
-                name: np.asarray(
-                    prefix.predict(a, batch_size=max(batch_size, 256), verbose=0),
-                    dtype=np.float32,  # bfloat16 -> float32 is exact; the next layer casts back
-                )
+                name: _predict_into(prefix, a, feature_shape, max(batch_size, 256))
                 for name, a in arrays.items()
             }
     features = store.entries[key]

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import keras
 
-from ._cache import CacheInfo, CachePlan, FeatureCache, plan_cache
+from ._cache import CacheInfo, CachePlan, FeatureCache, fit_input, plan_cache
 from ._copy import copy_model
 from ._data import ArrayData, Data, check_arrays, default_loss, is_array_pair
 from ._freeze import RecompileWarning
@@ -20,6 +20,9 @@ from .timing import EpochTimer, TrainingTiming, count_params
 from .types import Model
 
 Auto = Literal["auto"]
+
+VALIDATION_BATCH_SIZE = 256
+"""Smallest batch size `fine_tune` validates NumPy data with (forward passes only)."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +164,9 @@ def fine_tune(
             The strategy's own `epochs`, `optimizer` and `learning_rate` override the
             arguments here. Defaults to `"full"`.
         epochs: int. Defaults to `10`.
-        batch_size: int. Used for NumPy data. Defaults to `32`.
+        batch_size: int. Used for NumPy data. NumPy validation data are evaluated in
+            batches of at least 256 (forward passes only, so training is unchanged and
+            validation is cheaper). Defaults to `32`.
         optimizer: Optimizer name or instance (copied, never reused). Defaults to `"adam"`.
         learning_rate: float or None. Defaults to `None` (the optimizer's default).
         loss: A Keras loss or `None` to pick cross-entropy from the labels (sparse for integer
@@ -268,10 +273,10 @@ def fine_tune(
 
     if isinstance(plan, CachePlan):
         trained = plan.remainder
-        fit_x: Any = plan.features["train"]
+        fit_x: Any = fit_input(plan.features["train"])  # `plan` keeps the arrays alive
         fit_val: Any = None
         if val_arrays is not None:
-            fit_val = (plan.features["validation"], val_arrays.y)
+            fit_val = (fit_input(plan.features["validation"]), val_arrays.y)
         fit_y: Any = train_arrays.y if train_arrays is not None else None
         info = plan.info
     else:
@@ -298,6 +303,9 @@ def fine_tune(
         keras.utils.set_random_seed(seed)
     timer = EpochTimer(num_samples=len(train_arrays) if train_arrays is not None else None)
     fit_kwargs: dict[str, Any] = {"batch_size": batch_size} if train_arrays is not None else {}
+    if val_arrays is not None:
+        # Validation only runs forward: bigger batches are cheaper and leave training as is.
+        fit_kwargs["validation_batch_size"] = max(batch_size, VALIDATION_BATCH_SIZE)
     history = trained.fit(
         fit_x,
         fit_y,
