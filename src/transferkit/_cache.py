@@ -177,6 +177,10 @@ def _fingerprint(layers: list[Layer], arrays: dict[str, np.ndarray[Any, Any]]) -
     return h.hexdigest()
 
 
+PREDICT_CHUNK = 4096
+"""Samples per `predict` call when computing cached activations."""
+
+
 def _aligned_empty(shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
     """An uninitialised float32 array whose data start on a 64-byte boundary.
 
@@ -192,15 +196,18 @@ def _aligned_empty(shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
 def _predict_into(
     prefix: Model, x: np.ndarray[Any, Any], feature_shape: tuple[int, ...], batch_size: int
 ) -> np.ndarray[Any, Any]:
-    """The prefix's outputs for `x`, written batch by batch into one preallocated array.
+    """The prefix's outputs for `x`, written chunk by chunk into one preallocated array.
 
-    `predict` would hold every batch's output and their concatenation at once (twice the
-    activations' memory); bfloat16 outputs are widened to float32 exactly.
+    One `predict` over all of `x` would hold every batch's output and their concatenation at
+    once (twice the activations' memory); chunks of `PREDICT_CHUNK` samples bound that to a
+    chunk. `predict` (not `predict_on_batch`) keeps distribution strategies working. bfloat16
+    outputs are widened to float32 exactly.
     """
     out = _aligned_empty((len(x), *feature_shape))
-    for start in range(0, len(x), batch_size):
-        out[start : start + batch_size] = keras.ops.convert_to_numpy(
-            prefix.predict_on_batch(x[start : start + batch_size])
+    chunk = max(batch_size, PREDICT_CHUNK // batch_size * batch_size)
+    for start in range(0, len(x), chunk):
+        out[start : start + chunk] = prefix.predict(
+            x[start : start + chunk], batch_size=batch_size, verbose=0
         )
     return out
 
