@@ -21,9 +21,14 @@ from ._heads import as_feature_extractor as as_feature_extractor
 from ._heads import replace_head as replace_head
 from ._layers import LeafLayer as LeafLayer
 from ._layers import leaf_layers as leaf_layers
+from ._phases import PhaseRecord as PhaseRecord
+from ._recipes import GradualUnfreeze as GradualUnfreeze
+from ._recipes import LinearProbeThenFineTune as LinearProbeThenFineTune
+from ._recipes import Scratch as Scratch
 from ._strategies import FeatureExtractor as FeatureExtractor
 from ._strategies import FullFineTune as FullFineTune
 from ._strategies import PartialFreeze as PartialFreeze
+from ._strategies import Phase as Phase
 from ._strategies import Strategy as Strategy
 from ._strategies import resolve_strategy as resolve_strategy
 from ._summary import LayerInfo as LayerInfo
@@ -44,6 +49,11 @@ __all__ = [
     "FitResult",
     "FullFineTune",
     "PartialFreeze",
+    "Phase",
+    "PhaseRecord",
+    "Scratch",
+    "LinearProbeThenFineTune",
+    "GradualUnfreeze",
     "Strategy",
     "fine_tune",
     "resolve_strategy",

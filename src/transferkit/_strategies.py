@@ -8,10 +8,11 @@ mutate), return the model to train. Anything that satisfies the `Strategy` proto
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 import keras
+import numpy as np
 
 from ._freeze import freeze, unfreeze
 from ._heads import default_cut, replace_head
@@ -46,10 +47,112 @@ class Strategy(Protocol):
         """Raise `ValueError` if this strategy cannot apply to `model` (before training)."""
 
     def prepare(self, model: Model) -> Model:
-        """Return the model to train, made from `model` (a copy this strategy may mutate)."""
+        """Return the model to train, made from `model` (a copy this strategy may mutate).
+
+        A strategy may also define `phases(model, epochs) -> Sequence[Phase]`: the stages of
+        training, run back to back on the prepared model. Without it, the prepared model
+        trains in one phase with the flags `prepare` set.
+        """
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable description (used to fingerprint comparisons)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Phase:
+    """One stage of a strategy: which leaf layers train, for how long and how fast.
+
+    `fine_tune` runs a strategy's phases back to back on one model. Before each phase it
+    freezes the leaf layers up to `freeze_upto` (the rest train; frozen BatchNormalization runs
+    in inference mode unless `train_bn`), compiles with a fresh optimizer, and trains for
+    `epochs`. A phase whose frozen prefix is cacheable trains on cached activations.
+
+    Args:
+        freeze_upto: None, int, str or Layer. Leaf layers up to this boundary are frozen, as in
+            `freeze(model, upto=...)`; `0` freezes nothing. `None` keeps the flags the
+            strategy's `prepare` set. Defaults to `None`.
+        epochs: int or None. Epochs of this phase, or `None` for all the run's epochs.
+            Defaults to `None`.
+        optimizer: str, optimizer or None. Defaults to `None` (the strategy's or the caller's).
+        learning_rate: float, `keras.optimizers.schedules.LearningRateSchedule` or None. Sets
+            this phase's learning rate outright. Defaults to `None` (the run's base rate).
+        lr_scale: float. Multiplies the run's base learning rate when `learning_rate` is
+            `None` (e.g. `0.5` halves it). Defaults to `1.0`.
+        train_bn: bool. Keep BatchNormalization in the frozen part trainable. Defaults to
+            `False`.
+        name: str. The phase's name in histories and records. Defaults to `""` (`"phase<i>"`).
+
+    Example:
+    ```python
+    from transferkit import Phase
+
+    probe = Phase(freeze_upto=-1, epochs=1, name="probe")
+    assert probe.to_dict()["freeze_upto"] == -1
+    ```
+    """
+
+    freeze_upto: Boundary | None = None
+    epochs: int | None = None
+    optimizer: str | Any | None = None
+    learning_rate: float | Any | None = None
+    lr_scale: float = 1.0
+    train_bn: bool = False
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        check_epochs(self.epochs)
+        check_learning_rate(self.learning_rate)
+        if (
+            isinstance(self.lr_scale, bool)
+            or not isinstance(self.lr_scale, int | float)
+            or not (0 < self.lr_scale < float("inf"))
+        ):
+            raise ValueError(
+                f"`lr_scale` must be a positive number. Received: lr_scale={self.lr_scale!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable description (used to fingerprint comparisons)."""
+        return _describe_fields(self)
+
+
+def check_epochs(epochs: Any) -> None:
+    """Raise `ValueError` unless `epochs` is None or a positive int (NumPy ints included)."""
+    if epochs is not None and (
+        isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1
+    ):
+        raise ValueError(f"`epochs` must be a positive int. Received: epochs={epochs!r}")
+
+
+def check_learning_rate(learning_rate: Any) -> None:
+    """Raise `ValueError` unless `learning_rate` is None, a positive number or a schedule."""
+    if learning_rate is None or isinstance(
+        learning_rate, keras.optimizers.schedules.LearningRateSchedule
+    ):
+        return
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, int | float | np.integer | np.floating)
+        or not 0 < float(learning_rate) < float("inf")
+    ):
+        raise ValueError(
+            "`learning_rate` must be a positive number or a "
+            "`keras.optimizers.schedules.LearningRateSchedule`. "
+            f"Received: learning_rate={learning_rate!r}"
+        )
+
+
+def _describe_fields(obj: Any) -> dict[str, Any]:
+    """`asdict` made JSON-safe: optimizers, schedules and layers by configuration or name."""
+    d = {f.name: getattr(obj, f.name) for f in fields(obj)}
+    for key, value in d.items():
+        if isinstance(value, keras.layers.Layer):
+            d[key] = value.name
+        elif isinstance(value, tuple | list):
+            d[key] = [v.name if isinstance(v, keras.layers.Layer) else v for v in value]
+        elif value is not None and not _jsonable(value):
+            d[key] = _optimizer_config(value)
+    return d
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,14 +163,8 @@ class _Base:
     label: str | None = None
 
     def __post_init__(self) -> None:
-        if self.epochs is not None and (
-            isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1
-        ):
-            raise ValueError(f"`epochs` must be a positive int. Received: epochs={self.epochs!r}")
-        if self.learning_rate is not None and not float(self.learning_rate) > 0:
-            raise ValueError(
-                f"`learning_rate` must be positive. Received: learning_rate={self.learning_rate!r}"
-            )
+        check_epochs(self.epochs)
+        check_learning_rate(self.learning_rate)
 
     def _describe(self) -> str:
         raise NotImplementedError
@@ -79,21 +176,23 @@ class _Base:
     def validate(self, model: Model) -> None:
         leaf_layers(model)
 
+    def phases(self, model: Model, epochs: int) -> tuple[Phase, ...]:
+        """One phase of `epochs` epochs, with the flags `prepare` set."""
+        return (Phase(epochs=epochs),)
+
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        opt = d.pop("optimizer")
-        d["optimizer"] = opt if opt is None or isinstance(opt, str) else _optimizer_config(opt)
-        d["type"] = type(self).__name__
-        d["name"] = self.name
-        for key, value in list(d.items()):
-            if isinstance(value, keras.layers.Layer):
-                d[key] = value.name
-        return d
+        return {**_describe_fields(self), "type": type(self).__name__, "name": self.name}
 
 
-def _optimizer_config(optimizer: Any) -> dict[str, Any]:
-    config = {k: v for k, v in optimizer.get_config().items() if _jsonable(v)}
-    return {"class": type(optimizer).__name__, **config}
+def _optimizer_config(value: Any) -> dict[str, Any]:
+    """An optimizer's or schedule's class and JSON-safe configuration (learning rate included)."""
+    get_config = getattr(value, "get_config", None)
+    config = get_config() if callable(get_config) else {"repr": repr(value)}
+    safe = {
+        k: (v if _jsonable(v) else _optimizer_config(v) if hasattr(v, "get_config") else repr(v))
+        for k, v in config.items()
+    }
+    return {"class": type(value).__name__, **safe}
 
 
 def _jsonable(value: Any) -> bool:
@@ -254,11 +353,6 @@ class FeatureExtractor(_Base):
         freeze(model, k)
         return model
 
-    def to_dict(self) -> dict[str, Any]:
-        d = super().to_dict()
-        d["hidden"] = None if self.hidden is None else list(self.hidden)
-        return d
-
 
 def _output_activation(model: Model) -> str | None:
     last = leaf_layers(model)[-1].layer
@@ -267,14 +361,15 @@ def _output_activation(model: Model) -> str | None:
     return None if name in (None, "linear") else str(name)
 
 
-STRATEGY_NAMES = ("full", "partial", "feature_extractor")
+STRATEGY_NAMES = ("full", "partial", "feature_extractor", "scratch", "lp_ft", "gradual")
 
 
 def resolve_strategy(strategy: Strategy | str) -> Strategy:
     """Turn a strategy or its short name into a `Strategy`.
 
     Short names: `"full"`, `"partial"` (or `"partial:<upto>"`, e.g. `"partial:4"` or
-    `"partial:block_13_expand"`) and `"feature_extractor"` (or `"feature_extractor:<cut>"`).
+    `"partial:block_13_expand"`), `"feature_extractor"` (or `"feature_extractor:<cut>"`),
+    `"scratch"`, `"lp_ft"` and `"gradual"`.
 
     Args:
         strategy: A `Strategy` or a short name.
@@ -304,6 +399,10 @@ def resolve_strategy(strategy: Strategy | str) -> Strategy:
             return PartialFreeze(upto=boundary)
         if base in ("feature_extractor", "feature-extractor"):
             return FeatureExtractor(cut=boundary)
+        from ._recipes import RECIPES  # the recipes build on this module
+
+        if base in RECIPES and not arg:
+            return RECIPES[base]()  # type: ignore[no-any-return]
         import difflib
 
         close = difflib.get_close_matches(base, STRATEGY_NAMES, n=1)

@@ -10,19 +10,18 @@ from typing import Any, Literal
 
 import keras
 
-from ._cache import CacheInfo, CachePlan, FeatureCache, fit_input, plan_cache
+from ._cache import CacheInfo, FeatureCache
+from ._callbacks import EarlyStoppingSpec, check_early_stopping
 from ._copy import copy_model
 from ._data import ArrayData, Data, check_arrays, default_loss, is_array_pair
 from ._freeze import RecompileWarning
 from ._layers import ensure_built
-from ._strategies import Strategy, resolve_strategy
-from .timing import EpochTimer, TrainingTiming, count_params
+from ._phases import PhaseRecord, PhaseRunner, check_phases, phase_optimizer, strategy_phases
+from ._strategies import Strategy, check_epochs, check_learning_rate, resolve_strategy
+from .timing import TrainingTiming, count_params
 from .types import Model
 
 Auto = Literal["auto"]
-
-VALIDATION_BATCH_SIZE = 256
-"""Smallest batch size `fine_tune` validates NumPy data with (forward passes only)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,9 @@ class FitResult:
         strategy: The strategy's name.
         epochs: Epochs trained.
         seed: The seed the run used, or `None`.
-        cache: Whether frozen-prefix activations were cached, and why (not).
+        cache: Whether frozen-prefix activations were cached, and why (not): the first phase
+            that used the cache, else the first phase.
+        phases: One `PhaseRecord` per phase (epochs, time, learning rate, cache, early stop).
     """
 
     model: Model
@@ -47,6 +48,17 @@ class FitResult:
     epochs: int
     seed: int | None
     cache: CacheInfo
+    phases: tuple[PhaseRecord, ...] = ()
+
+    @property
+    def best_epoch(self) -> int | None:
+        """With early stopping, the 1-based epoch whose weights the last phase kept."""
+        return self.phases[-1].best_epoch if self.phases else None
+
+    @property
+    def stopped_epoch(self) -> int | None:
+        """The 1-based epoch at which early stopping ended the last phase, or `None`."""
+        return self.phases[-1].stopped_epoch if self.phases else None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of everything but the model."""
@@ -57,6 +69,7 @@ class FitResult:
             "history": self.history,
             "timing": self.timing.to_dict(),
             "cache": self.cache.to_dict(),
+            "phases": [p.to_dict() for p in self.phases],
         }
 
 
@@ -117,9 +130,11 @@ def make_optimizer(optimizer: str | Any, learning_rate: float | None) -> Any:
 
 
 def _validate_common(epochs: int, batch_size: int, seed: int | None) -> None:
-    for value, arg in ((epochs, "epochs"), (batch_size, "batch_size")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{arg}` must be a positive int. Received: {arg}={value!r}")
+    check_epochs(epochs)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
+        )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"`seed` must be an int or None. Received: seed={seed!r}")
 
@@ -144,15 +159,18 @@ def fine_tune(
     steps_per_execution: int | Auto = "auto",
     jit_compile: bool | Auto = "auto",
     precision: str | None = None,
+    early_stopping: EarlyStoppingSpec = None,
 ) -> FitResult:
     """Train a copy of `model` with a transfer-learning strategy, in one call.
 
-    The model is copied (weights and flags), prepared by the strategy (freezing, new head),
-    always compiled afresh (so trainable flags take effect identically on every backend), and
-    trained with `fit`. When the strategy leaves a frozen, deterministic prefix and the data
-    are NumPy arrays, the prefix's activations are computed once and only the remainder
-    trains on them (same training, less compute; `cache=False` turns this off; callbacks then
-    see the remainder model, whose layers are the trained model's own).
+    The model is copied (weights and flags) and prepared by the strategy (new head,
+    re-initialisation); then the strategy's phases run back to back on it. Each phase sets
+    the trainable flags, compiles afresh with a fresh optimizer (so flags take effect
+    identically on every backend) and trains with `fit`. When a phase leaves a frozen,
+    deterministic prefix and the data are NumPy arrays, the prefix's activations are computed
+    once (and reused by later phases and runs with the same prefix) and only the remainder
+    trains on them: the same training with less compute (`cache=False` turns this off).
+    Callbacks always see the full model being trained.
 
     Args:
         model: A built `keras.Model` (the pretrained starting point). Not mutated unless
@@ -190,9 +208,14 @@ def fine_tune(
             float32). bfloat16 pays off on CPUs with AVX512_BF16/AMX and on recent GPUs; see
             the performance guide for its measured effect. Needs `copy=True`. Defaults to
             `None` (the layers' own policies).
+        early_stopping: None, int or `keras.callbacks.EarlyStopping`. Stop each phase when
+            the monitored metric stops improving and keep its best epoch's weights: an int is
+            the patience on `val_loss` (with `restore_best_weights=True`); an `EarlyStopping`
+            is copied afresh for each phase. Defaults to `None`.
 
     Returns:
-        A `FitResult` with the trained model, history, timing and cache record.
+        A `FitResult` with the trained model, history (with a `"phase"` entry per epoch),
+        timing, cache record and one `PhaseRecord` per phase.
 
     Raises:
         ValueError: Before any training, for bad data (mismatched lengths, NaN/inf, labels out
@@ -219,7 +242,9 @@ def fine_tune(
     strat = resolve_strategy(strategy)
     epochs = strat.epochs or epochs
     _validate_common(epochs, batch_size, seed)
+    check_learning_rate(learning_rate)
     strat.validate(model)
+    strategy_phases(strat, model, epochs)  # bad phase settings fail before anything runs
     if steps_per_execution != "auto" and (
         isinstance(steps_per_execution, bool)
         or not isinstance(steps_per_execution, int)
@@ -244,7 +269,10 @@ def fine_tune(
         raise ValueError(
             "`precision` needs `copy=True`: a model's dtype policy cannot be changed in place."
         )
-    opt = make_optimizer(strat.optimizer or optimizer, strat.learning_rate or learning_rate)
+    check_early_stopping(early_stopping, has_validation=validation is not None, metrics=metrics)
+    base_optimizer = strat.optimizer or optimizer
+    base_lr = strat.learning_rate or learning_rate
+    make_optimizer(base_optimizer, base_lr)  # an unknown optimizer fails before training
 
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -255,83 +283,79 @@ def fine_tune(
         # RecompileWarning's advice is moot here because the model is compiled again below.
         warnings.simplefilter("ignore", RecompileWarning)
         prepared = strat.prepare(work)
+    phases = strategy_phases(strat, prepared, epochs)
+    check_phases(prepared, phases, strat.name)
     if loss is None:
         loss = default_loss(prepared, train_arrays.one_hot if train_arrays else None)
 
     start = time.perf_counter()
-    plan: CachePlan | CacheInfo
+    off = ""
     if cache is False:
-        plan = CacheInfo(used=False, reason="turned off (cache=False)")
+        off = "turned off (cache=False)"
     elif train_arrays is None or (validation is not None and val_arrays is None):
-        plan = CacheInfo(used=False, reason="the data are not NumPy arrays")
-    else:
-        arrays = {"train": train_arrays.x}
-        if val_arrays is not None:
-            arrays["validation"] = val_arrays.x
-        store = cache if isinstance(cache, FeatureCache) else None
-        plan = plan_cache(prepared, arrays, cache=store, batch_size=batch_size)
-
-    if isinstance(plan, CachePlan):
-        trained = plan.remainder
-        fit_x: Any = fit_input(plan.features["train"])  # `plan` keeps the arrays alive
-        fit_val: Any = None
-        if val_arrays is not None:
-            fit_val = (fit_input(plan.features["validation"]), val_arrays.y)
-        fit_y: Any = train_arrays.y if train_arrays is not None else None
-        info = plan.info
-    else:
-        trained = prepared
-        info = plan
-        fit_x, fit_y = (train_arrays.x, train_arrays.y) if train_arrays else (train, None)
-        fit_val = (val_arrays.x, val_arrays.y) if val_arrays is not None else validation
-
-    trained.compile(
-        optimizer=opt,
-        loss=loss,
-        metrics=list(metrics),
-        steps_per_execution=(
+        off = "the data are not NumPy arrays"
+    store = None if off else cache if isinstance(cache, FeatureCache) else FeatureCache()
+    compile_kwargs: dict[str, Any] = {
+        "loss": loss,
+        "metrics": list(metrics),
+        "steps_per_execution": (
             default_steps_per_execution() if steps_per_execution == "auto" else steps_per_execution
         ),
-        jit_compile=default_jit_compile() if jit_compile == "auto" else jit_compile,
-    )
-    if trained is not prepared:  # keep the returned model ready for evaluate/predict
-        prepared.compile(optimizer=make_optimizer("adam", None), loss=loss, metrics=list(metrics))
-    if seed is not None:
-        # Re-seed right before `fit`: computing cached activations may draw from the backend's
-        # global RNG (PyTorch's DataLoader does), and training must not depend on whether the
-        # cache ran.
-        keras.utils.set_random_seed(seed)
-    timer = EpochTimer(num_samples=len(train_arrays) if train_arrays is not None else None)
-    fit_kwargs: dict[str, Any] = {"batch_size": batch_size} if train_arrays is not None else {}
-    if val_arrays is not None:
-        # Validation only runs forward: bigger batches are cheaper and leave training as is.
-        fit_kwargs["validation_batch_size"] = max(batch_size, VALIDATION_BATCH_SIZE)
-    history = trained.fit(
-        fit_x,
-        fit_y,
-        validation_data=fit_val,
-        epochs=epochs,
-        callbacks=[timer, *callbacks],
+        "jit_compile": default_jit_compile() if jit_compile == "auto" else jit_compile,
+    }
+    runner = PhaseRunner(
+        prepared=prepared,
+        train=train_arrays,
+        train_data=train,
+        validation=val_arrays,
+        validation_data=validation,
+        store=store,
+        cache_off_reason=off,
+        batch_size=batch_size,
+        compile_kwargs=compile_kwargs,
+        callbacks=callbacks,
+        early_stopping=early_stopping,
+        seed=seed,
         verbose=verbose,
-        **fit_kwargs,
     )
+    records: list[PhaseRecord] = []
+    history: dict[str, list[float]] = {}
+    optimizer_used: Any = None
+    for index, phase in enumerate(phases):
+        optimizer_used = phase_optimizer(phase, base_optimizer, base_lr, make_optimizer)
+        record, values = runner.run(index, phase, optimizer_used)
+        records.append(record)
+        for key, vals in values.items():
+            history.setdefault(key, []).extend(vals)
+    if getattr(prepared, "optimizer", None) is not optimizer_used:  # the remainder trained
+        last = phases[-1]
+        prepared.compile(
+            optimizer=phase_optimizer(last, base_optimizer, base_lr, make_optimizer),
+            **{k: compile_kwargs[k] for k in ("loss", "metrics")},
+        )
     total = time.perf_counter() - start
     trainable, total_params = count_params(prepared)
     timing = TrainingTiming(
         total_seconds=float(total),
-        epoch_seconds=tuple(timer.epoch_seconds),
-        samples_per_second=timer.samples_per_second,
+        epoch_seconds=tuple(runner.epoch_seconds),
+        samples_per_second=(
+            len(train_arrays) * len(runner.epoch_seconds) / sum(runner.epoch_seconds)
+            if train_arrays is not None and sum(runner.epoch_seconds) > 0
+            else None
+        ),
         trainable_params=trainable,
         total_params=total_params,
     )
+    used = [r.cache for r in records if r.cache.used]
     return FitResult(
         model=prepared,
-        history={k: [float(v) for v in vals] for k, vals in history.history.items()},
+        history=history,
         timing=timing,
         strategy=strat.name,
-        epochs=epochs,
+        epochs=runner.epochs_done,
         seed=seed,
-        cache=info,
+        cache=used[0] if used else records[0].cache,
+        phases=tuple(records),
     )
 
 

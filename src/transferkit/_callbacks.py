@@ -1,0 +1,124 @@
+"""Callbacks around a phase's `fit`: early stopping, and user callbacks that see the full model.
+
+With the frozen-prefix cache, Keras trains a head-only remainder model whose layers are the
+full model's own. User callbacks must still see the model the user asked to train (a
+`ModelCheckpoint` saves a model that takes images), so they are wrapped: the wrapper hands
+them the full model, keeps JAX state in sync before they look at it, and passes their
+`stop_training` on to the model actually training.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+
+from .types import Model
+
+_HOOKS = tuple(
+    name
+    for name in dir(keras.callbacks.Callback)
+    if name.startswith("on_") and callable(getattr(keras.callbacks.Callback, name))
+)
+
+
+class FullModelCallback(keras.callbacks.Callback):  # type: ignore[misc]
+    """Runs `inner` as if Keras were training `full`, while `trained` (its remainder) trains."""
+
+    def __init__(self, inner: Any, full: Model, trained: Model) -> None:
+        super().__init__()
+        self.inner, self.full, self.trained = inner, full, trained
+        for hook in _HOOKS:  # forward only what `inner` implements (keeps async dispatch)
+            if not getattr(getattr(inner, hook), "_is_default", False):
+                setattr(self, hook, self._forwarder(hook))
+
+    def _forwarder(self, hook: str) -> Any:
+        method = getattr(self.inner, hook)
+
+        def forward(*args: Any, **kwargs: Any) -> None:
+            sync = getattr(self.trained, "jax_state_sync", None)
+            if sync is not None:  # JAX keeps training state off the variables mid-epoch
+                sync()
+            method(*args, **kwargs)
+            if getattr(self.full, "stop_training", False):
+                self.trained.stop_training = True
+
+        return forward
+
+    def set_model(self, model: Model) -> None:
+        self.full.stop_training = False
+        self.inner.set_model(self.full)
+
+    def set_params(self, params: dict[str, Any]) -> None:
+        self.inner.set_params(params)
+
+
+def see_full_model(callbacks: Sequence[Any], full: Model, trained: Model) -> list[Any]:
+    """`callbacks`, wrapped so that they see `full` when `trained` is not `full`."""
+    if trained is full:
+        return list(callbacks)
+    return [FullModelCallback(cb, full, trained) for cb in callbacks]
+
+
+EarlyStoppingSpec = int | keras.callbacks.EarlyStopping | None
+
+
+def check_early_stopping(
+    early_stopping: Any, *, has_validation: bool, metrics: Sequence[Any]
+) -> None:
+    """Raise `ValueError` for an early-stopping setting that cannot work with this run."""
+    if early_stopping is None:
+        return
+    if isinstance(early_stopping, bool) or not isinstance(
+        early_stopping, int | keras.callbacks.EarlyStopping
+    ):
+        raise ValueError(
+            "`early_stopping` must be None, a patience (int >= 1) or a "
+            "`keras.callbacks.EarlyStopping`. Received: "
+            f"early_stopping={early_stopping!r}"
+        )
+    if isinstance(early_stopping, int) and early_stopping < 1:
+        raise ValueError(
+            f"`early_stopping` (a patience) must be at least 1. Received: "
+            f"early_stopping={early_stopping}"
+        )
+    monitor = "val_loss" if isinstance(early_stopping, int) else early_stopping.monitor
+    names = ["loss", *(m if isinstance(m, str) else getattr(m, "name", "") for m in metrics)]
+    known = names + [f"val_{n}" for n in names]
+    if monitor not in known:
+        raise ValueError(
+            f"`early_stopping` monitors {monitor!r}, which this run does not log. Monitor one "
+            f"of {known}."
+        )
+    if monitor.startswith("val_") and not has_validation:
+        raise ValueError(
+            f"`early_stopping` monitors {monitor!r}, which needs validation data: pass "
+            "`validation=(x_val, y_val)`."
+        )
+
+
+def make_early_stopping(early_stopping: Any) -> keras.callbacks.EarlyStopping | None:
+    """A fresh `EarlyStopping` for one phase (a copy of the user's, or patience on val_loss)."""
+    if early_stopping is None:
+        return None
+    if isinstance(early_stopping, keras.callbacks.EarlyStopping):
+        return copy.copy(early_stopping)
+    return keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=int(early_stopping), restore_best_weights=True
+    )
+
+
+def early_stopping_config(early_stopping: Any) -> dict[str, Any] | None:
+    """A JSON description of an early-stopping setting (for records and fingerprints)."""
+    stopper = make_early_stopping(early_stopping)
+    if stopper is None:
+        return None
+    return {
+        "monitor": stopper.monitor,
+        "patience": stopper.patience,
+        "min_delta": float(abs(stopper.min_delta)),
+        "restore_best_weights": bool(stopper.restore_best_weights),
+        "start_from_epoch": stopper.start_from_epoch,
+    }

@@ -1,0 +1,204 @@
+"""Running a strategy's phases back to back: freeze, plan the cache, compile, fit, record."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import keras
+
+from ._cache import CacheInfo, CachePlan, FeatureCache, fit_input, plan_cache
+from ._callbacks import make_early_stopping, see_full_model
+from ._data import ArrayData
+from ._freeze import RecompileWarning, TrainableState, freeze
+from ._strategies import Phase, Strategy
+from .timing import EpochTimer, count_params
+from .types import Model
+
+VALIDATION_BATCH_SIZE = 256
+"""Smallest batch size `fine_tune` validates NumPy data with (forward passes only)."""
+
+
+@dataclass(frozen=True)
+class PhaseRecord:
+    """What one phase of a run did.
+
+    Attributes:
+        name: The phase's name (`"phase0"` when it has none).
+        epochs: Epochs trained (fewer than planned if early stopping stopped it).
+        seconds: Wall time of the phase, computing cached activations included.
+        learning_rate: The phase's initial learning rate, or `None` for a schedule.
+        trainable_params: Parameters that trained in the phase.
+        cache: Whether the phase trained on cached activations, and why (not).
+        best_epoch: With early stopping, the epoch (1-based, counted over the run) whose
+            weights the phase kept; else `None`.
+        stopped_epoch: The epoch (1-based) at which early stopping ended the phase, or `None`.
+    """
+
+    name: str
+    epochs: int
+    seconds: float
+    learning_rate: float | None
+    trainable_params: int
+    cache: CacheInfo
+    best_epoch: int | None = None
+    stopped_epoch: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        return {**self.__dict__, "cache": self.cache.to_dict()}
+
+
+def strategy_phases(strategy: Strategy, model: Model, epochs: int) -> tuple[Phase, ...]:
+    """A strategy's phases on `model`, each with its epochs resolved; validated."""
+    method = getattr(strategy, "phases", None)
+    phases = tuple(method(model, epochs)) if callable(method) else (Phase(epochs=epochs),)
+    if not phases or not all(isinstance(p, Phase) for p in phases):
+        raise ValueError(
+            f"Strategy {strategy.name!r} must return at least one `Phase` from `phases()`. "
+            f"Received: {phases!r}"
+        )
+    return tuple(
+        replace(p, epochs=p.epochs or epochs, name=p.name or f"phase{i}")
+        for i, p in enumerate(phases)
+    )
+
+
+def apply_phase(model: Model, phase: Phase) -> None:
+    """Set `model`'s trainable flags for `phase` (no-op when it keeps the prepared flags)."""
+    if phase.freeze_upto is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RecompileWarning)  # every phase compiles afresh
+            freeze(model, phase.freeze_upto, train_bn=phase.train_bn)
+
+
+def check_phases(model: Model, phases: Sequence[Phase], strategy: str) -> None:
+    """Raise `ValueError` if a phase would train nothing; `model`'s flags are left as found."""
+    state = TrainableState.capture(model)
+    try:
+        for i, phase in enumerate(phases):
+            apply_phase(model, phase)
+            if not model.trainable_weights:
+                raise ValueError(
+                    f"Phase {i} ({phase.name!r}) of strategy {strategy!r} has nothing to train: "
+                    f"every weight is frozen (freeze_upto={phase.freeze_upto!r}). Freeze fewer "
+                    "layers in that phase."
+                )
+    finally:
+        state.restore()
+
+
+def phase_optimizer(phase: Phase, base: str | Any, base_lr: Any, make: Any) -> Any:
+    """A fresh optimizer for `phase`: its own, or the base one at `lr_scale` times the rate."""
+    opt = make(phase.optimizer or base, phase.learning_rate or base_lr)
+    if phase.learning_rate is None and phase.lr_scale != 1.0:
+        rate = opt.learning_rate
+        if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+            raise ValueError(
+                f"Phase {phase.name!r} scales the learning rate (lr_scale={phase.lr_scale}), "
+                "which cannot scale a schedule: give the phase its own `learning_rate`."
+            )
+        opt.learning_rate = float(keras.ops.convert_to_numpy(rate)) * phase.lr_scale
+    return opt
+
+
+def _initial_rate(opt: Any) -> float | None:
+    rate = opt.learning_rate
+    if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+        return None
+    return float(f"{float(keras.ops.convert_to_numpy(rate)):.7g}")
+
+
+@dataclass
+class PhaseRunner:
+    """Everything a run's phases share: the model, data, cache store and fit settings."""
+
+    prepared: Model
+    train: ArrayData | None
+    train_data: Any
+    validation: ArrayData | None
+    validation_data: Any
+    store: FeatureCache | None
+    cache_off_reason: str
+    batch_size: int
+    compile_kwargs: dict[str, Any]
+    callbacks: Sequence[Any]
+    early_stopping: Any
+    seed: int | None
+    verbose: Any
+    epochs_done: int = 0
+    epoch_seconds: list[float] = field(default_factory=list)
+
+    def _plan(self) -> CachePlan | CacheInfo:
+        if self.store is None:
+            return CacheInfo(used=False, reason=self.cache_off_reason)
+        assert self.train is not None
+        arrays = {"train": self.train.x}
+        if self.validation is not None:
+            arrays["validation"] = self.validation.x
+        return plan_cache(self.prepared, arrays, cache=self.store, batch_size=self.batch_size)
+
+    def run(
+        self, index: int, phase: Phase, optimizer: Any
+    ) -> tuple[PhaseRecord, dict[str, list[float]]]:
+        """Train `phase`; return its record and its history (one entry per epoch)."""
+        start = time.perf_counter()
+        apply_phase(self.prepared, phase)
+        plan = self._plan()
+        trained, fit_x, fit_y, fit_val = self.prepared, self.train_data, None, self.validation_data
+        if self.train is not None:
+            fit_x, fit_y = self.train.x, self.train.y
+        if self.validation is not None:
+            fit_val = (self.validation.x, self.validation.y)
+        if isinstance(plan, CachePlan):
+            trained, fit_x = plan.remainder, fit_input(plan.features["train"])
+            if self.validation is not None:
+                fit_val = (fit_input(plan.features["validation"]), self.validation.y)
+        info = plan.info if isinstance(plan, CachePlan) else plan
+        trained.compile(optimizer=optimizer, **self.compile_kwargs)
+        if self.seed is not None:
+            # Re-seed right before `fit` (offset per phase): computing cached activations may
+            # draw from the backend's RNG, and training must not depend on whether it ran.
+            keras.utils.set_random_seed(self.seed + index)
+        timer = EpochTimer(num_samples=len(self.train) if self.train is not None else None)
+        stopper = make_early_stopping(self.early_stopping)
+        callbacks = [timer, *([stopper] if stopper else [])]
+        callbacks += see_full_model(self.callbacks, self.prepared, trained)
+        kwargs: dict[str, Any] = {"batch_size": self.batch_size} if self.train else {}
+        if self.validation is not None:
+            # Validation only runs forward: bigger batches are cheaper and leave training as is.
+            kwargs["validation_batch_size"] = max(self.batch_size, VALIDATION_BATCH_SIZE)
+        assert phase.epochs is not None
+        history = trained.fit(
+            fit_x,
+            fit_y,
+            validation_data=fit_val,
+            initial_epoch=self.epochs_done,
+            epochs=self.epochs_done + phase.epochs,
+            callbacks=callbacks,
+            verbose=self.verbose,
+            **kwargs,
+        )
+        epochs = len(history.epoch)
+        best = stopped = None
+        if stopper is not None and stopper.best is not None:
+            best = int(stopper.best_epoch) + 1
+            stopped = int(stopper.stopped_epoch) + 1 if stopper.stopped_epoch else None
+        record = PhaseRecord(
+            name=phase.name,
+            epochs=epochs,
+            seconds=time.perf_counter() - start,
+            learning_rate=_initial_rate(optimizer),
+            trainable_params=count_params(self.prepared)[0],
+            cache=info,
+            best_epoch=best,
+            stopped_epoch=stopped,
+        )
+        self.epochs_done += epochs
+        values = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        values["phase"] = [float(index)] * epochs
+        self.epoch_seconds.extend(timer.epoch_seconds)
+        return record, values
