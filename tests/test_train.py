@@ -89,7 +89,8 @@ def test_history_is_plain_lists_of_floats_with_validation():
         callbacks=[probe],
     )  # fmt: skip
     assert probe.fits == 1 and probe.batches > 0
-    assert set(result.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(result.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "phase"}
+    assert result.history["phase"] == [0.0, 0.0]  # one phase
     for key, values in result.history.items():
         assert type(values) is list and len(values) == 2, key
         assert all(type(v) is float and math.isfinite(v) for v in values), key
