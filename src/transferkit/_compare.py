@@ -14,9 +14,11 @@ import keras
 import numpy as np
 
 from ._cache import FeatureCache
+from ._callbacks import EarlyStoppingSpec, check_early_stopping, early_stopping_config
 from ._comparison import Comparison, RunRecord
 from ._data import Data, check_arrays, is_array_pair
 from ._layers import ensure_built
+from ._phases import strategy_phases
 from ._strategies import Strategy, resolve_strategy
 from ._train import Auto, fine_tune
 from ._version import __version__
@@ -149,6 +151,7 @@ def compare_strategies(
     steps_per_execution: int | Auto = "auto",
     jit_compile: bool | Auto = "auto",
     precision: str | None = None,
+    early_stopping: EarlyStoppingSpec = None,
 ) -> Comparison:
     """Train every strategy with every seed from the same starting weights and compare them.
 
@@ -184,6 +187,8 @@ def compare_strategies(
         steps_per_execution: As in `fine_tune`. Defaults to `"auto"`.
         jit_compile: As in `fine_tune`. Defaults to `"auto"`.
         precision: As in `fine_tune` (opt-in mixed precision). Defaults to `None`.
+        early_stopping: As in `fine_tune` (patience, or a `keras.callbacks.EarlyStopping`;
+            per phase, keeping the best epoch's weights). Defaults to `None`.
 
     Returns:
         A `Comparison` with one `RunRecord` per strategy and seed.
@@ -230,13 +235,18 @@ def compare_strategies(
         )
     ensure_built(start)
     train_arrays = check_arrays(train, "train", start) if is_array_pair(train) else None
+    val_arrays = None
     if validation is not None and is_array_pair(validation):
-        check_arrays(validation, "validation", start)
+        val_arrays = check_arrays(validation, "validation", start)
     if not is_array_pair(test):
         raise ValueError("`test` must be an `(x, y)` tuple of NumPy arrays.")
     test_arrays = check_arrays(test, "test", start)
     for strategy in strategy_list:
         strategy.validate(start)
+        strategy_phases(strategy, start, strategy.epochs or epochs)
+    check_early_stopping(
+        early_stopping, has_validation=validation is not None, metrics=["accuracy"]
+    )
     for value, arg in ((epochs, "epochs"), (batch_size, "batch_size")):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{arg}` must be a positive int. Received: {arg}={value!r}")
@@ -251,6 +261,7 @@ def compare_strategies(
         "learning_rate": learning_rate,
         "loss": None if loss is None else str(loss),
         "precision": precision,
+        "early_stopping": early_stopping_config(early_stopping),
         "train_samples": len(train_arrays) if train_arrays is not None else None,
         "test_samples": len(test_arrays),
     }
@@ -298,12 +309,19 @@ def compare_strategies(
             steps_per_execution=steps_per_execution,
             jit_compile=jit_compile,
             precision=precision,
+            early_stopping=early_stopping,
         )
+        names = list(class_names) if class_names is not None else None
         metrics = evaluate(
             result.model,
             test_arrays.x,
             test_arrays.y,
-            class_names=list(class_names) if class_names is not None else None,
+            class_names=names,
+        )
+        val_metrics = (
+            evaluate(result.model, val_arrays.x, val_arrays.y, class_names=names)
+            if val_arrays is not None
+            else None
         )
         record = RunRecord(
             strategy=strategy.name,
@@ -313,6 +331,8 @@ def compare_strategies(
             timing=result.timing,
             history=result.history,
             cache=result.cache.to_dict(),
+            validation=val_metrics,
+            phases=tuple(p.to_dict() for p in result.phases),
         )
         if log is not None:
             log.append(record)

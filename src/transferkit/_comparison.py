@@ -15,6 +15,8 @@ from .metrics import ClassificationMetrics
 from .timing import TrainingTiming
 
 SUMMARY_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "train_seconds")
+BASELINE = "scratch"
+"""The control that `Comparison.summary` and `to_markdown` report gains against."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,10 @@ class RunRecord:
         history: Per-epoch training history (`loss`, `accuracy`, `val_accuracy`, ...).
         cache: The frozen-prefix cache record (used, reason, ...).
         resumed: Whether the run was read back from an `output` file rather than trained now.
+        validation: Validation-set metrics (what `Comparison.best` chooses on), or `None`
+            without NumPy validation data.
+        phases: One dict per phase (`PhaseRecord.to_dict()`: epochs, seconds, learning rate,
+            cache, best and stopped epoch under early stopping).
     """
 
     strategy: str
@@ -40,6 +46,8 @@ class RunRecord:
     history: dict[str, list[float]]
     cache: dict[str, Any] = field(default_factory=dict)
     resumed: bool = False
+    validation: ClassificationMetrics | None = None
+    phases: tuple[dict[str, Any], ...] = ()
 
     def value(self, metric: str) -> float:
         """A headline number of this run: a metric name or `"train_seconds"`."""
@@ -57,6 +65,8 @@ class RunRecord:
             "timing": self.timing.to_dict(),
             "history": self.history,
             "cache": self.cache,
+            "validation": None if self.validation is None else self.validation.to_dict(),
+            "phases": list(self.phases),
         }
 
     @classmethod
@@ -71,6 +81,10 @@ class RunRecord:
             history={k: [float(v) for v in vs] for k, vs in d["history"].items()},
             cache=dict(d.get("cache", {})),
             resumed=resumed,
+            validation=(
+                ClassificationMetrics.from_dict(d["validation"]) if d.get("validation") else None
+            ),
+            phases=tuple(dict(p) for p in d.get("phases", ())),
         )
 
 
@@ -173,7 +187,56 @@ class Comparison:
             for metric in metrics:
                 mean, std, low, high = summarize([run.value(metric) for run in runs])
                 rows.append(SummaryRow(strategy, metric, len(runs), mean, std, low, high))
+        if BASELINE in self.strategies and metrics == SUMMARY_METRICS:
+            rows.extend(self.gains())
         return tuple(rows)
+
+    def gains(self, baseline: str = BASELINE, metric: str = "accuracy") -> tuple[SummaryRow, ...]:
+        """Each strategy's test `metric` minus `baseline`'s, paired by seed, with its 95% CI.
+
+        With `"scratch"` (the from-scratch control) as the baseline, a negative gain is
+        negative transfer. Rows are named `"<metric>_gain_vs_<baseline>"`.
+
+        Raises:
+            ValueError: If `baseline` is not a strategy of this comparison.
+        """
+        if baseline not in self.strategies:
+            raise ValueError(
+                f"`baseline` must be a strategy of this comparison, one of {self.strategies}. "
+                f"Received: baseline={baseline!r}"
+            )
+        base = {run.seed: run.value(metric) for run in self.runs_of(baseline)}
+        rows = []
+        for strategy in self.strategies:
+            diffs = [
+                r.value(metric) - base[r.seed] for r in self.runs_of(strategy) if r.seed in base
+            ]
+            if strategy != baseline and diffs:
+                name = f"{metric}_gain_vs_{baseline}"
+                rows.append(SummaryRow(strategy, name, len(diffs), *summarize(diffs)))
+        return tuple(rows)
+
+    def best(self, metric: str = "accuracy") -> str:
+        """The strategy with the highest mean *validation* `metric` (never the test set's).
+
+        Raises:
+            ValueError: If the runs have no validation metrics (pass `validation=` to
+                `compare_strategies`), or `metric` is not a metric.
+        """
+        if not self.runs or any(run.validation is None for run in self.runs):
+            raise ValueError(
+                "`best` chooses on validation results, and these runs have none: pass "
+                "`validation=(x_val, y_val)` to `compare_strategies`. (Choosing on the test set "
+                "would make its numbers optimistic.)"
+            )
+        if not hasattr(self.runs[0].validation, metric):
+            raise ValueError(f"Unknown `metric`. Received: metric={metric!r}")
+
+        def score(strategy: str) -> float:
+            values = [float(getattr(r.validation, metric)) for r in self.runs_of(strategy)]
+            return sum(values) / len(values)
+
+        return max(self.strategies, key=score)
 
     def to_dict(self) -> dict[str, Any]:
         """Config, runs and summary as one JSON-serialisable dict."""
@@ -219,12 +282,19 @@ class Comparison:
     ) -> str:
         """A Markdown table: one row per strategy, `mean ± std [95% CI]` per metric."""
         summary = {(r.strategy, r.metric): r for r in self.summary(metrics)}
+        metrics = list(metrics)
+        if BASELINE in self.strategies:  # the gain over the from-scratch control, per seed
+            summary.update({(r.strategy, r.metric): r for r in self.gains()})
+            metrics.append(f"accuracy_gain_vs_{BASELINE}")
         head = "| strategy | runs | " + " | ".join(metrics) + " |"
         lines = [head, "|" + "---|" * (len(metrics) + 2)]
         for strategy in self.strategies:
             cells = []
             for metric in metrics:
-                row = summary[(strategy, metric)]
+                row = summary.get((strategy, metric))
+                if row is None:
+                    cells.append("—")
+                    continue
                 digits = 1 if metric == "train_seconds" else 4
                 cell = f"{row.mean:.{digits}f}"
                 if row.n > 1:
