@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from ._comparison import Comparison
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1em; max-width: 72em;
+       color: #222; }
 h1 { margin-bottom: 0.2em; } .meta { color: #555; margin-top: 0; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
@@ -34,6 +35,11 @@ pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 
 _NUMERIC = re.compile(r"^[-+\[\d–]")
 """Cells right-aligned in the tables: numbers, intervals and the dash of a missing value."""
+
+RUN_COLUMNS = [
+    *("strategy", "seed", "accuracy", "macro F1", "train seconds", "epochs", "cache"),
+    "resumed",  # read back from the `output` log: trained by an earlier command than this one
+]
 
 PLOTS = (
     ("plot_history", "Training curves: train and validation accuracy per epoch (mean over seeds)"),
@@ -82,7 +88,6 @@ def _summary_table(comparison: Comparison) -> str:
 
 
 def _runs_table(comparison: Comparison) -> str:
-    header = ["strategy", "seed", "accuracy", "macro F1", "train seconds", "epochs", "cache"]
     rows = [
         [
             run.strategy,
@@ -91,12 +96,12 @@ def _runs_table(comparison: Comparison) -> str:
             _number(run.metrics.f1_macro),
             _number(run.timing.total_seconds, 2),
             str(run.epochs),
-            ("used" if run.cache.get("used") else "not used")
-            + (" (resumed run)" if run.resumed else ""),
+            "used" if run.cache.get("used") else "not used",
+            _number(run.resumed),
         ]
         for run in comparison.runs
     ]
-    return _table(header, rows, "runs")
+    return _table(RUN_COLUMNS, rows, "runs")
 
 
 def _png(figure: Any, close: Callable[[Any], None]) -> str:
