@@ -335,7 +335,11 @@ def main(argv: list[str] | None = None) -> None:
 
     plt.close(comparison.plot_history(out / "history.png"))
     plt.close(comparison.plot_tradeoff(out / "tradeoff.png"))
-    print(f"Wrote comparison.json, runs.csv, summary.md, history.png, tradeoff.png to {out}")
+    comparison.to_html(out / "report.html", title=title)  # tables and plots in one file
+    print(
+        "Wrote comparison.json, runs.csv, summary.md, history.png, tradeoff.png, report.html "
+        f"to {out}"
+    )
 
 
 if __name__ == "__main__":

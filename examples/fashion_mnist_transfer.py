@@ -485,7 +485,13 @@ def main(argv: list[str] | None = None) -> None:
         + f"Produced by `python {' '.join(sys.argv)}` on {machine_info()}.\n"
     )
     plot(results, out / "accuracy_vs_budget.png")
-    print(f"\nWrote results.json, runs.csv, summary.md, accuracy_vs_budget.png to {out}")
+    for budget, comparison in results.items():  # one comparison, so one report, per budget
+        title = f"Transfer from Fashion-MNIST classes 0-4 to 5-9, {budget} labels"
+        comparison.to_html(out / f"report_{budget}.html", title=title)
+    print(
+        "\nWrote results.json, runs.csv, summary.md, accuracy_vs_budget.png, "
+        f"report_<budget>.html to {out}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from ._comparison import Comparison, RunRecord
 from ._data import Data, check_arrays, is_array_pair
 from ._layers import ensure_built
 from ._phases import strategy_phases
+from ._progress import RunProgress
 from ._strategies import Strategy, resolve_strategy
 from ._train import Auto, fine_tune
 from ._version import __version__
@@ -180,7 +181,10 @@ def compare_strategies(
             and a rerun with the same path resumes, reading finished runs back instead of
             training them again. Defaults to `None`.
         class_names: Names of the classes for the metrics. Defaults to `None`.
-        verbose: 0 silent, 1 a line per run (default), 2 also Keras progress bars.
+        verbose: int. 0 prints nothing; 1 shows the overall progress (runs done of total,
+            the current strategy and seed, elapsed time and ETA: a bar that updates in place
+            in a terminal or notebook, plain lines in logs); 2 also prints Keras's progress
+            bars of each run. Defaults to `1`.
         cache: bool or `FeatureCache`. Use the frozen-prefix activation cache, shared by
             the runs of this comparison; pass a `FeatureCache(budget_bytes=...)` to set its
             memory budget. Defaults to `True`.
@@ -279,18 +283,16 @@ def compare_strategies(
     shared_cache = cache if isinstance(cache, FeatureCache) else FeatureCache() if cache else None
     runs: list[RunRecord] = []
     total = len(strategy_list) * len(seed_list)
-    for i, (strategy, seed) in enumerate(
-        ((s, seed) for s in strategy_list for seed in seed_list), start=1
-    ):
-        tag = f"[{i}/{total}] {strategy.name} seed={seed}"
+    progress = RunProgress(total, verbose=verbose)
+    for strategy, seed in [(s, seed) for s in strategy_list for seed in seed_list]:
         if (strategy.name, seed) in done:
             runs.append(done[(strategy.name, seed)])
-            if verbose:
-                acc = done[(strategy.name, seed)].metrics.accuracy
-                print(f"{tag}: resumed from {output} (test accuracy {acc:.4f})", flush=True)
+            acc = done[(strategy.name, seed)].metrics.accuracy
+            progress.resumed(
+                strategy.name, seed, f"resumed from {output} (test accuracy {acc:.4f})"
+            )
             continue
-        if verbose:
-            print(f"{tag}: training ...", flush=True)
+        progress.start_run(strategy.name, seed)
         result = fine_tune(
             start,
             train,
@@ -337,13 +339,12 @@ def compare_strategies(
         if log is not None:
             log.append(record)
         runs.append(record)
-        if verbose:
-            cached = " (cached prefix)" if result.cache.used else ""
-            print(
-                f"{tag}: test accuracy {metrics.accuracy:.4f}, macro F1 {metrics.f1_macro:.4f}, "
-                f"{result.timing.total_seconds:.1f} s{cached}",
-                flush=True,
-            )
+        cached = " (cached prefix)" if result.cache.used else ""
+        progress.finish_run(
+            f"test accuracy {metrics.accuracy:.4f}, macro F1 {metrics.f1_macro:.4f}, "
+            f"{result.timing.total_seconds:.1f} s{cached}"
+        )
         del result
         gc.collect()
+    progress.close()
     return Comparison(runs=tuple(runs), config=config)

@@ -325,6 +325,54 @@ class Comparison:
             ) from err
         return pd.read_csv(io.StringIO(self.to_csv()))
 
+    def to_html(self, path: str | Path, *, title: str = "Strategy comparison") -> Path:
+        """Writes one self-contained HTML report of the comparison, to hand in.
+
+        The file holds the summary table (mean ± std and 95% confidence interval per
+        strategy and metric), the per-run table, the training curves and the accuracy
+        against training time plot as inline images, the machine that wrote it, the
+        configuration and the command line. It needs no other file. Without matplotlib the
+        report has the tables and a note on installing the `plot` extra instead of plots.
+
+        Args:
+            path: str or Path. The HTML file to write (overwritten; parent folders are
+                created).
+            title: str. The report's heading. Defaults to `"Strategy comparison"`.
+
+        Returns:
+            The path written, as a `Path`.
+
+        Raises:
+            ValueError: If `path` is a folder, or the comparison has no runs.
+
+        Example:
+        ```python
+        import tempfile
+        from pathlib import Path
+
+        import keras
+        import numpy as np
+        from transferkit import compare_strategies
+
+        model = keras.Sequential([
+            keras.Input((8,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(3, activation="softmax"),
+        ])
+        x, y = np.random.rand(96, 8).astype("float32"), np.random.randint(0, 3, 96)
+        comparison = compare_strategies(
+            model, ["full", "feature_extractor"], train=(x[:64], y[:64]),
+            validation=None, test=(x[64:], y[64:]), epochs=1, verbose=0,
+        )
+        path = comparison.to_html(Path(tempfile.mkdtemp()) / "report.html")
+        page = path.read_text()
+        assert "<table" in page and "feature_extractor" in page
+        ```
+        """
+        from ._report import write_html  # lazily, as the plots: it is needed only here
+
+        return write_html(self, path, title=title)
+
     def plot_history(self, path: str | Path | None = None, *, metric: str = "accuracy") -> Any:
         """Train and validation `metric` per epoch for each strategy (mean over seeds).
 
