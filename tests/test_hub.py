@@ -199,6 +199,14 @@ def test_copy_keeps_the_keras_hub_class_and_is_independent(resnet_classifier):
     )
 
 
+def test_mixed_precision_copy_is_a_functional_model_with_the_same_weights(resnet_classifier):
+    clf = resnet_classifier
+    twin = tk.copy_model(clf, dtype_policy="mixed_bfloat16")
+    assert twin.get_layer("resnet").get_layer("conv1_conv").dtype_policy.name == "mixed_bfloat16"
+    assert twin.get_layer("predictions").dtype_policy.name == "float32"  # the output layer
+    assert_weights_equal(weights_snapshot(clf), weights_snapshot(twin))
+
+
 def test_feature_extractor_and_new_head_leave_the_model_alone(resnet_classifier):
     clf = resnet_classifier
     flags, weights = flags_snapshot(clf), weights_snapshot(clf)

@@ -108,10 +108,16 @@ def _same_weights(source: Model, target: Model) -> bool:
     )
 
 
+def _layers(model: Model) -> list[Any]:
+    # Input layers hold no weights, and a clone may have one more: keras-hub's
+    # `ImageClassifier` shares its backbone's input layer, a cloned graph gets its own.
+    return [layer for layer in _all_layers(model) if not isinstance(layer, keras.layers.InputLayer)]
+
+
 def _same_layers(source: Model, target: Model) -> bool:
     # A cloned Functional subclass is a plain Functional: nested models may differ in class.
-    src = _all_layers(source)
-    dst = _all_layers(target)
+    src = _layers(source)
+    dst = _layers(target)
     return len(src) == len(dst) and all(
         type(a) is type(b) or (isinstance(a, keras.Model) and isinstance(b, keras.Model))
         for a, b in zip(src, dst, strict=True)
@@ -148,8 +154,8 @@ def _clone_with_policy(model: Model, policy: str) -> Model:
 
 
 def _copy_flags(source: Model, target: Model) -> None:
-    src = _all_layers(source)
-    dst = _all_layers(target)
+    src = _layers(source)
+    dst = _layers(target)
     if not _same_layers(source, target):
         raise ValueError(
             f"Copy of model {source.name!r} has a different layer structure than the original; "
