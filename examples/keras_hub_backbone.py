@@ -17,7 +17,8 @@ itself, and transfers it:
    boundary, by layer name:
 
    * ResNet (`--family resnet`): `stack0_block0_out`, the output of the first stage;
-   * MobileNet (`--family mobilenet`): `block_1_0`, the first inverted-residual block.
+   * MobileNet (`--family mobilenet`): `block_1_1`, the end of the first inverted-residual
+     stage.
 5. `compare_strategies` trains `full`, `partial` (frozen up to that boundary) and
    `feature_extractor` (backbone, pooling and the zero-rate dropout frozen and cached; only
    the `predictions` layer trains) on `--train-size` labelled target images.
@@ -71,7 +72,7 @@ SHAPE = (32, 32, 3)
 Pair = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
 
 # The last frozen layer of `partial`: the end of the first stage of each family.
-BOUNDARY = {"resnet": "stack0_block0_out", "mobilenet": "block_1_0"}
+BOUNDARY = {"resnet": "stack0_block0_out", "mobilenet": "block_1_1"}
 
 
 def backbone(family: str) -> Any:

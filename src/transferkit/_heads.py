@@ -49,7 +49,8 @@ def default_cut(model: Model) -> int:
 
 
 def _resolve_cut(model: Model, cut: Boundary | None, fn: str) -> int:
-    """How many leading leaf layers the body keeps (validated, 0 < k < n)."""
+    """How many leading leaf layers the body keeps (validated: 0 < k < n, or n when `cut` is
+    None and the model is headless)."""
     leaves = leaf_layers(model)
     n = len(leaves)
     if cut is None and len(model.outputs) == 1 and len(model.outputs[0].shape) != 2:
