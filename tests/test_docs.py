@@ -51,6 +51,8 @@ def code_blocks(path: Path) -> list[tuple[int, str]]:
 def test_page_code_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if page in NEEDS_FASHION_MNIST and find_fashion_mnist() is None and not os.environ.get("CI"):
         pytest.skip("Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist")
+    if page == "keras_hub.md":
+        pytest.importorskip("keras_hub")  # the `[hub]` extra
     pytest.importorskip("matplotlib")
     import matplotlib
 

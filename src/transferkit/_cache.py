@@ -100,7 +100,8 @@ def available_memory() -> int:
 
 def _is_random(layer: Layer) -> bool:
     if isinstance(layer, _RANDOM_LAYERS):
-        return True
+        # A zero rate is the identity (keras-hub's `ImageClassifier` has `Dropout(0.0)`).
+        return getattr(layer, "rate", None) != 0
     name = type(layer).__name__
     return name.startswith("Random") or name in ("RandAugment", "AugMix", "MixUp", "CutMix")
 

@@ -19,7 +19,9 @@ def copy_model(model: Model, *, dtype_policy: str | None = None) -> Model:
 
     Args:
         model: A built Functional or Sequential `keras.Model` (or a subclassed model that
-            implements `get_config`/`from_config`).
+            implements `get_config`/`from_config`). A Functional subclass with its own config,
+            such as a keras-hub backbone or `ImageClassifier`, is rebuilt from its config, so
+            the copy keeps its class (with `dtype_policy` it becomes a plain Functional model).
         dtype_policy: str or None. A Keras dtype policy for the copy's layers, e.g.
             `"mixed_bfloat16"` (variables stay float32, so the weights carry over exactly);
             the output layer keeps float32 for a numerically stable softmax. Defaults to
@@ -44,6 +46,10 @@ def copy_model(model: Model, *, dtype_policy: str | None = None) -> Model:
     ```
     """
     ensure_built(model)
+    if dtype_policy is None and _has_own_config(model):
+        twin = _copy_by_config(model)
+        if twin is not None:
+            return twin
     try:
         if dtype_policy is None:
             clone = keras.models.clone_model(model)
@@ -63,13 +69,66 @@ def copy_model(model: Model, *, dtype_policy: str | None = None) -> Model:
     return clone
 
 
+def _has_own_config(model: Model) -> bool:
+    """Whether `model` is a Functional subclass with its own `get_config` (keras-hub models).
+
+    `keras.models.clone_model` rebuilds such a model as a plain Functional model, so a
+    keras-hub `ResNetBackbone` or `ImageClassifier` would lose its class and methods
+    (`enable_lora`, `backbone`, its `compile` defaults). Its own config round trip keeps them.
+    """
+    cls: type[Any] = type(model)
+    # Keras's `Functional` class is private: find it in the class's ancestry by name.
+    functional: type[Any] | None = next(
+        (c for c in cls.__mro__ if c.__name__ == "Functional" and c.__module__.startswith("keras")),
+        None,
+    )
+    if functional is None or functional is cls:
+        return False
+    return cls.get_config is not functional.get_config
+
+
+def _copy_by_config(model: Model) -> Model | None:
+    """A copy rebuilt by `type(model).from_config`, or None if that gives another structure."""
+    try:
+        twin = type(model).from_config(model.get_config())
+    except Exception:  # a subclass's config may not round-trip; clone_model is the fallback
+        return None
+    if not (twin.built and _same_weights(model, twin) and _same_layers(model, twin)):
+        return None  # the config left something out: clone the layer graph instead
+    _copy_weights(model, twin)
+    _copy_flags(model, twin)
+    return twin
+
+
+def _same_weights(source: Model, target: Model) -> bool:
+    src: list[Any] = list(source.weights)
+    dst: list[Any] = list(target.weights)
+    return len(src) == len(dst) and all(
+        tuple(a.shape) == tuple(b.shape) for a, b in zip(src, dst, strict=True)
+    )
+
+
+def _layers(model: Model) -> list[Any]:
+    # Input layers hold no weights, and a clone may have one more: keras-hub's
+    # `ImageClassifier` shares its backbone's input layer, a cloned graph gets its own.
+    return [layer for layer in _all_layers(model) if not isinstance(layer, keras.layers.InputLayer)]
+
+
+def _same_layers(source: Model, target: Model) -> bool:
+    # A cloned Functional subclass is a plain Functional: nested models may differ in class.
+    src = _layers(source)
+    dst = _layers(target)
+    return len(src) == len(dst) and all(
+        type(a) is type(b) or (isinstance(a, keras.Model) and isinstance(b, keras.Model))
+        for a, b in zip(src, dst, strict=True)
+    )
+
+
 def _copy_weights(source: Model, target: Model) -> None:
     """Assign every variable of `source` to `target`'s, backend to backend (no NumPy trip)."""
     src: list[Any] = list(source.weights)
     dst: list[Any] = list(target.weights)
-    if len(src) != len(dst) or any(
-        tuple(a.shape) != tuple(b.shape) for a, b in zip(src, dst, strict=True)
-    ):
+    if not _same_weights(source, target):
         raise ValueError(
             f"Copy of model {source.name!r} has different weights than the original "
             f"({len(dst)} vs {len(src)} variables or different shapes); cannot copy them. "
@@ -95,9 +154,9 @@ def _clone_with_policy(model: Model, policy: str) -> Model:
 
 
 def _copy_flags(source: Model, target: Model) -> None:
-    src = _all_layers(source)
-    dst = _all_layers(target)
-    if len(src) != len(dst) or any(type(a) is not type(b) for a, b in zip(src, dst, strict=True)):
+    src = _layers(source)
+    dst = _layers(target)
+    if not _same_layers(source, target):
         raise ValueError(
             f"Copy of model {source.name!r} has a different layer structure than the original; "
             "cannot carry its trainable flags over. Pass a model factory instead."

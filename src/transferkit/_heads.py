@@ -49,9 +49,12 @@ def default_cut(model: Model) -> int:
 
 
 def _resolve_cut(model: Model, cut: Boundary | None, fn: str) -> int:
-    """How many leading leaf layers the body keeps (validated, 0 < k < n)."""
+    """How many leading leaf layers the body keeps (validated: 0 < k < n, or n when `cut` is
+    None and the model is headless)."""
     leaves = leaf_layers(model)
     n = len(leaves)
+    if cut is None and len(model.outputs) == 1 and len(model.outputs[0].shape) != 2:
+        return n  # a headless backbone (e.g. keras-hub's): its output is the feature map
     k = (
         classifier_index(leaves)
         if cut is None
@@ -121,7 +124,8 @@ def replace_head(
         num_classes: int. Number of output units of the new classification layer.
         cut: None, int, str or `keras.layers.Layer`. The body keeps the leaf layers up to and
             including this one. Defaults to `None`: everything before the final
-            classification layer (the last leaf layer with weights).
+            classification layer (the last leaf layer with weights), or the whole model if
+            its output is not 2-D (a headless backbone, such as a keras-hub one).
         hidden: Sequence of int. Units of ReLU `Dense` layers to put before the classifier.
             Defaults to `()`.
         dropout: float in [0, 1). Dropout rate before each new `Dense` layer (none when 0).
@@ -191,7 +195,8 @@ def as_feature_extractor(
     Args:
         model: A built Functional or Sequential `keras.Model`.
         cut: None, int, str or `keras.layers.Layer`. The last layer kept (inclusive).
-            Defaults to `None`: the input of the final classification layer.
+            Defaults to `None`: the input of the final classification layer, or the whole
+            model if its output is not 2-D (a headless backbone, such as a keras-hub one).
         pooling: None, `"avg"` or `"max"`. Global pooling applied to a 4-D output
             (batch, height, width, channels). Defaults to `None`.
 
