@@ -105,6 +105,18 @@ def phase_optimizer(phase: Phase, base: str | Any, base_lr: Any, make: Any) -> A
     return opt
 
 
+def fit_view(model: Model) -> Model:
+    """The model whose `fit` trains `model` with Keras's own batching and shuffling.
+
+    keras-hub tasks (e.g. `ImageClassifier`) batch NumPy inputs themselves and ignore
+    `shuffle`, so every seed would see the same batch order; a Functional view sharing their
+    layers trains the same weights the Keras way. Other models train as they are.
+    """
+    if type(model).fit is keras.Model.fit or getattr(model, "preprocessor", None) is not None:
+        return model
+    return keras.Model(model.inputs, model.outputs, name=model.name)
+
+
 def _initial_rate(opt: Any) -> float | None:
     rate = opt.learning_rate
     if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
@@ -157,6 +169,8 @@ class PhaseRunner:
             trained, fit_x = plan.remainder, fit_input(plan.features["train"])
             if self.validation is not None:
                 fit_val = (fit_input(plan.features["validation"]), self.validation.y)
+        else:
+            trained = fit_view(self.prepared)
         info = plan.info if isinstance(plan, CachePlan) else plan
         trained.compile(optimizer=optimizer, **self.compile_kwargs)
         if self.seed is not None:
