@@ -12,7 +12,7 @@ import keras
 
 from ._cache import CacheInfo, CachePlan, FeatureCache, fit_input, plan_cache
 from ._copy import copy_model
-from ._data import ArrayData, Data, check_arrays, default_loss, is_array_pair
+from ._data import ArrayData, Data, as_int, check_learning_rate, check_pair, default_loss
 from ._freeze import RecompileWarning
 from ._layers import ensure_built
 from ._strategies import Strategy, resolve_strategy
@@ -116,12 +116,13 @@ def make_optimizer(optimizer: str | Any, learning_rate: float | None) -> Any:
     )
 
 
-def _validate_common(epochs: int, batch_size: int, seed: int | None) -> None:
-    for value, arg in ((epochs, "epochs"), (batch_size, "batch_size")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{arg}` must be a positive int. Received: {arg}={value!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError(f"`seed` must be an int or None. Received: seed={seed!r}")
+def _validate_common(
+    epochs: int, batch_size: int, seed: int | None, learning_rate: float | None
+) -> tuple[int, int, int | None]:
+    """The settings as plain ints (NumPy integers accepted); raises for invalid ones."""
+    check_learning_rate(learning_rate)
+    seed = None if seed is None else as_int(seed, "seed", minimum=0)
+    return as_int(epochs, "epochs"), as_int(batch_size, "batch_size"), seed
 
 
 def fine_tune(
@@ -218,7 +219,7 @@ def fine_tune(
     ensure_built(model)
     strat = resolve_strategy(strategy)
     epochs = strat.epochs or epochs
-    _validate_common(epochs, batch_size, seed)
+    epochs, batch_size, seed = _validate_common(epochs, batch_size, seed, learning_rate)
     strat.validate(model)
     if steps_per_execution != "auto" and (
         isinstance(steps_per_execution, bool)
@@ -229,12 +230,7 @@ def fine_tune(
             "`steps_per_execution` must be a positive int or 'auto'. "
             f"Received: steps_per_execution={steps_per_execution!r}"
         )
-    train_arrays = check_arrays(train, "train", model) if is_array_pair(train) else None
-    val_arrays = (
-        check_arrays(validation, "validation", model)
-        if validation is not None and is_array_pair(validation)
-        else None
-    )
+    train_arrays, val_arrays = check_pair(train, validation, model)
     if precision not in (None, "float32", "mixed_bfloat16", "mixed_float16"):
         raise ValueError(
             "`precision` must be None, 'float32', 'mixed_bfloat16' or 'mixed_float16'. "
