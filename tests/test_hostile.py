@@ -42,8 +42,8 @@ def _two_outputs():
 
 
 class _Subclassed(keras.Model):
-    def __init__(self) -> None:
-        super().__init__(name="subclassed")
+    def __init__(self, **kwargs) -> None:  # kwargs: `clone_model` passes trainable, dtype
+        super().__init__(**{"name": "subclassed", **kwargs})
         self.hidden = keras.layers.Dense(8, activation="relu")
         self.out = keras.layers.Dense(CLASSES, activation="softmax")
 
@@ -400,4 +400,84 @@ def test_hostile_input_is_refused_before_anything_changes(world, tmp_path, call,
     assert probe.fits == 0, "a refused call trained"
     # The user's files keep every byte, and a refused call writes no file of its own.
     assert _files(tmp_path) == CREATED
+    world.check_untouched()
+
+
+# --------------------------------------------------------------------------- correct handling
+
+
+def test_lists_and_numpy_integers_are_accepted(world):
+    probe = TrainingProbe()
+    x_list, y_list = world.x.tolist(), world.y.tolist()
+    result = tk.fine_tune(world.model, (x_list, y_list), epochs=np.int64(1),
+                          batch_size=np.int32(16), seed=np.int64(1), verbose=0,
+                          callbacks=[probe])  # fmt: skip
+    assert probe.fits == 1 and type(result.epochs) is int and result.seed == 1
+    json.dumps(result.to_dict())  # NumPy integers did not leak into the record
+    comparison = tk.compare_strategies(
+        world.model, [tk.PartialFreeze(upto=np.int64(1))], train=(world.x, world.y),
+        validation=None, test=(world.x, world.y), epochs=1, seeds=np.int64(2), verbose=0,
+    )  # fmt: skip
+    assert [run.seed for run in comparison.runs] == [0, 1]
+    copy = tk.copy_model(world.model)
+    assert tk.freeze(copy, upto=np.int64(1)).frozen == ("h1",)
+    assert tk.replace_head(world.model, np.int64(4), hidden=(np.int64(5),)).output_shape == (
+        None,
+        4,
+    )
+    world.check_untouched()
+
+
+def test_one_unit_heads_are_binary_and_read_correctly(world):
+    binary = tk.replace_head(world.model, 1)
+    assert binary.get_layer("head_classifier").activation.__name__ == "sigmoid"
+    y = (world.x[:, 0] > 0).astype("int64")
+    result = tk.fine_tune(binary, (world.x, y), epochs=2, verbose=0, learning_rate=0.05)
+    probs = np.asarray(result.model.predict(world.x, verbose=0))
+    assert np.all((probs > 0) & (probs < 1)) and np.ptp(probs) > 0  # not a constant 1.0
+    assert isinstance(result.model.loss, keras.losses.BinaryCrossentropy)
+
+    # A one-unit linear head is a logit: evaluate thresholds it at 0, not at 0.5.
+    logit = keras.Sequential([keras.Input((DIM,)), keras.layers.Dense(1, name="logit")])
+    kernel = np.zeros((DIM, 1), "float32")
+    kernel[0, 0] = 1.0
+    logit.get_layer("logit").set_weights([kernel, np.array([-0.2], "float32")])
+    labels = (world.x[:, 0] > 0.2).astype("int64")  # logit > 0
+    assert metrics.evaluate(logit, world.x, labels).accuracy == 1.0
+    sigmoid = keras.Sequential(
+        [keras.Input((DIM,)), keras.layers.Dense(1, activation="sigmoid", name="p")]
+    )
+    sigmoid.get_layer("p").set_weights([kernel * 10, np.array([-2.0], "float32")])
+    assert metrics.evaluate(sigmoid, world.x, labels).accuracy == 1.0  # p > 0.5
+    world.check_untouched()
+
+
+def test_multi_output_models_grow_the_named_branch(world):
+    new = tk.replace_head(world.two, 4, output="head_b")
+    names = [layer.name for layer in new.layers]
+    assert "b_hidden" in names and "head_a" not in names and "head_b" not in names
+    assert new.output_shape == (None, 4)
+    features = tk.as_feature_extractor(world.two, output=0)
+    assert features.output_shape == (None, 8)  # the trunk, under head_a
+    world.check_untouched()
+
+
+def test_subclassed_models_train_and_are_checked(world):
+    with pytest.raises(ValueError, match="labels must be in \\[0, 2\\]"):
+        tk.fine_tune(world.sub, (world.x, world.y + 5), epochs=1, verbose=0)
+    result = tk.fine_tune(world.sub, (world.x, world.y), epochs=1, verbose=0)
+    assert len(result.history["loss"]) == 1
+    world.check_untouched()
+
+
+def test_a_shared_cache_sees_an_array_changed_in_place(world):
+    cache = tk.FeatureCache()
+    x = world.x.copy()
+    first = tk.fine_tune(world.model, (x, world.y), strategy="feature_extractor", epochs=1,
+                         verbose=0, cache=cache, seed=0)  # fmt: skip
+    x[:] = x[::-1]  # same object, same shape, same sampled rows would be hit by a weak key
+    second = tk.fine_tune(world.model, (x, world.y), strategy="feature_extractor", epochs=1,
+                          verbose=0, cache=cache, seed=0)  # fmt: skip
+    assert first.cache.used and second.cache.used
+    assert not second.cache.shared and len(cache.entries) == 2
     world.check_untouched()
