@@ -160,7 +160,7 @@ def check_data(data: Any, name: str, model: Model) -> ArrayData | None:
     if hasattr(data, "take") and hasattr(data, "element_spec"):  # tf.data: peek at one batch
         batch = next(iter(data.take(1)), None)
         if isinstance(batch, tuple) and len(batch) == 2:
-            first = (np.asarray(batch[0]), np.asarray(batch[1]))
+            first = tuple(np.asarray(getattr(t, "numpy", lambda t=t: t)()) for t in batch)
             check_arrays(first, f"{name} (its first batch)", model)
     return None
 

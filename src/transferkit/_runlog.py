@@ -77,8 +77,9 @@ def describe(value: Any) -> Any:
     if inspect.isfunction(value) or inspect.isbuiltin(value):
         return f"{value.__module__}.{value.__qualname__}"
     get_config = getattr(value, "get_config", None)
-    if callable(get_config):
-        return {"class_name": name, "config": _jsonable(get_config())}
+    if callable(get_config):  # minus its `name`: Keras numbers them ("sgd_1"), results agree
+        config = {k: v for k, v in get_config().items() if k != "name"}
+        return {"class_name": name, "config": _jsonable(config)}
     if cls.__module__.startswith("keras."):  # Keras callbacks keep their arguments as attributes
         params = list(inspect.signature(cls.__init__).parameters)[1:]
         args = {p: _jsonable(getattr(value, p)) for p in params if hasattr(value, p)}
@@ -116,14 +117,23 @@ def check_data_identity(non_arrays: Sequence[str], data_id: str | None, output: 
     )
 
 
-def _diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    keys = [k for k in dict.fromkeys([*new, *old]) if k not in ("kind", "fingerprint")]
-    return [k for k in keys if old.get(k) != new.get(k)]
+def _diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """The dotted paths where two headers differ, with the file's value and the new one."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [] if old == new else [(prefix, old, new)]
+    out: list[tuple[str, Any, Any]] = []
+    for key in dict.fromkeys([*new, *old]):
+        if key in ("kind", "fingerprint") and not prefix:
+            continue
+        out += _diff(
+            old.get(key), new.get(key), f"{prefix}{key}" if not prefix else f"{prefix}.{key}"
+        )
+    return out
 
 
 def _show(value: Any) -> str:
     text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= 120 else text[:117] + "..."
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class RunLog:
@@ -186,12 +196,12 @@ class RunLog:
         differ = _diff(first, self.header)
         if differ:
             shown = "; ".join(
-                f"{k}: {_show(first.get(k))} in the file, {_show(self.header.get(k))} now"
-                for k in differ[:5]
+                f"{k}: {_show(a)} in the file, {_show(b)} now" for k, a, b in differ[:4]
             )
+            more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
             raise self._refuse(
                 f"was written by a different configuration, so its runs cannot be mixed with "
-                f"this comparison. Fields that differ: {', '.join(differ)} ({shown})."
+                f"this comparison. Fields that differ: {shown}{more}."
             )
         done: dict[tuple[str, int], RunRecord] = {}
         for number, line in enumerate(lines[1:], start=2):
