@@ -251,7 +251,7 @@ class RunLog:
             f"from an interrupted write). Those bytes were moved to {str(aside)!r}; the run "
             "they belonged to trains again.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,  # the caller of `compare_strategies`
         )
 
     def _write(self, data: bytes) -> None:
