@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -204,7 +205,10 @@ def test_interruption_loses_no_finished_run_and_a_partial_line_is_tolerated(tmp_
         f.write('{"kind": "run", "strategy": "feature_extractor", "se')
 
     probe = TrainingProbe()
-    comparison = tk.compare_strategies(model, strategies, callbacks=[probe], **kwargs)
+    with warnings.catch_warnings(record=True) as caught:  # the cut-off line is moved aside
+        warnings.simplefilter("always")
+        comparison = tk.compare_strategies(model, strategies, callbacks=[probe], **kwargs)
+    assert any("moved to" in str(w.message) for w in caught)
     assert probe.fits == 1  # only the interrupted run
     assert [run.resumed for run in comparison.runs] == [True, True, False]
     assert [run.strategy for run in comparison.runs] == strategies

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from ._layers import _children
+from ._runlog import hash_arrays
 from .types import Layer, Model
 
 _RANDOM_LAYERS: tuple[type, ...] = tuple(
@@ -167,14 +168,19 @@ def frozen_prefix(model: Model) -> tuple[int, str]:
 
 
 def _fingerprint(layers: list[Layer], arrays: dict[str, np.ndarray[Any, Any]]) -> str:
+    """A key from the prefix's layers and weights and *every byte* of the data.
+
+    Hashing the full arrays (not their `id` or a sample of rows) means an array changed in
+    place, or a new array at a recycled address, never gets stale activations. It costs
+    about 0.2 s per 50,000 28x28 float32 images, once per run.
+    """
     h = hashlib.sha256()
     for layer in layers:
         h.update(type(layer).__name__.encode())
-        for w in layer.weights:
-            h.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
+        hash_arrays(h, [np.asarray(keras.ops.convert_to_numpy(w)) for w in layer.weights])
     for name, x in arrays.items():
-        h.update(str((name, x.shape, x.dtype, id(x))).encode())
-        h.update(np.ascontiguousarray(x[:: max(1, len(x) // 64)]).tobytes())
+        h.update(name.encode())
+        hash_arrays(h, [x])
     return h.hexdigest()
 
 

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import gc
-import hashlib
-import json
-import os
 from collections.abc import Callable, Sequence
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from ._cache import FeatureCache
 from ._callbacks import EarlyStoppingSpec, check_early_stopping, early_stopping_config
 from ._comparison import Comparison, RunRecord
-from ._data import Data, check_arrays, is_array_pair
+from ._data import Data, as_int, check_class_names, check_data, check_learning_rate, check_pair
 from ._layers import ensure_built
 from ._phases import strategy_phases
 from ._progress import RunProgress
+from ._runlog import RunLog, check_data_identity, data_hashes, describe
 from ._strategies import Strategy, resolve_strategy
 from ._train import Auto, fine_tune
 from ._version import __version__
@@ -28,18 +26,12 @@ from .types import Model
 
 
 def _resolve_seeds(seeds: int | Sequence[int]) -> list[int]:
-    if isinstance(seeds, bool):
-        raise ValueError(f"`seeds` must be an int >= 1 or a list of ints. Received: {seeds!r}")
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise ValueError(
-                "`seeds` must be at least 1 (the number of seeds, 0..seeds-1) or a non-empty "
-                f"list of ints. Received: seeds={seeds}"
-            )
-        return list(range(seeds))
+    if isinstance(seeds, Integral) or not isinstance(seeds, Sequence):
+        return list(range(as_int(seeds, "seeds")))  # NumPy integers are ints too
     values = list(seeds)
-    if not values or not all(isinstance(s, int) and not isinstance(s, bool) for s in values):
+    if not values or not all(isinstance(s, Integral) and not isinstance(s, bool) for s in values):
         raise ValueError(f"`seeds` must be a non-empty list of ints. Received: seeds={seeds!r}")
+    values = [int(s) for s in values]
     if len(set(values)) != len(values):
         raise ValueError(f"`seeds` must not repeat a seed. Received: seeds={values}")
     return values
@@ -67,70 +59,6 @@ def _resolve_strategies(strategies: Sequence[Strategy | str]) -> list[Strategy]:
     return resolved
 
 
-def _hash_arrays(h: Any, arrays: Sequence[np.ndarray[Any, Any]]) -> None:
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.shape, a.dtype.str)).encode())
-        h.update(a.tobytes())
-
-
-def _fingerprint(config: dict[str, Any], start: Model, data: list[np.ndarray[Any, Any]]) -> str:
-    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
-    _hash_arrays(h, [np.asarray(w) for w in start.get_weights()])
-    _hash_arrays(h, data)
-    return h.hexdigest()[:32]
-
-
-class _RunLog:
-    """A JSON-lines file of finished runs: appended atomically, read back on resume."""
-
-    def __init__(self, path: Path, fingerprint: str, config: dict[str, Any]) -> None:
-        self.path = path
-        self.fingerprint = fingerprint
-        self.config = config
-
-    def read(self) -> dict[tuple[str, int], RunRecord]:
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            self._append({"kind": "header", "fingerprint": self.fingerprint, **self.config})
-            return {}
-        raw = self.path.read_bytes()
-        good_end = raw.rfind(b"\n") + 1
-        if good_end < len(raw):  # an interrupted write left a partial last line: drop it
-            with open(self.path, "r+b") as f:
-                f.truncate(good_end)
-        lines = [json.loads(line) for line in raw[:good_end].splitlines() if line.strip()]
-        if not lines or lines[0].get("kind") != "header":
-            raise ValueError(
-                f"`output` file {str(self.path)!r} is not a transferkit comparison log. Choose "
-                "another path or delete the file."
-            )
-        if lines[0].get("fingerprint") != self.fingerprint:
-            raise ValueError(
-                f"`output` file {str(self.path)!r} was written by a different configuration "
-                "(strategies, epochs, batch size, optimizer, data or starting weights differ), "
-                "so its runs cannot be mixed with this comparison. Use a new path, or delete "
-                "the file to start over."
-            )
-        done = {}
-        for line in lines[1:]:
-            if line.get("kind") == "run":
-                record = RunRecord.from_dict(line, resumed=True)
-                done[(record.strategy, record.seed)] = record
-        return done
-
-    def _append(self, entry: dict[str, Any]) -> None:
-        data = (json.dumps(entry) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, data)  # one write on an O_APPEND descriptor: whole lines only
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def append(self, record: RunRecord) -> None:
-        self._append({"kind": "run", **record.to_dict()})
-
-
 def compare_strategies(
     model: Model | Callable[[], Model],
     strategies: Sequence[Strategy | str],
@@ -153,6 +81,7 @@ def compare_strategies(
     jit_compile: bool | Auto = "auto",
     precision: str | None = None,
     early_stopping: EarlyStoppingSpec = None,
+    data_id: str | None = None,
 ) -> Comparison:
     """Train every strategy with every seed from the same starting weights and compare them.
 
@@ -179,7 +108,9 @@ def compare_strategies(
         callbacks: Keras callbacks given to every run. Defaults to `()`.
         output: str or Path or None. A JSON-lines file: each finished run is appended at once,
             and a rerun with the same path resumes, reading finished runs back instead of
-            training them again. Defaults to `None`.
+            training them again. An existing file is only appended to once it is verified as
+            the log of this very configuration; any other file is refused before training and
+            left byte-for-byte unchanged. Defaults to `None`.
         class_names: Names of the classes for the metrics. Defaults to `None`.
         verbose: int. 0 prints nothing; 1 shows the overall progress (runs done of total,
             the current strategy and seed, elapsed time and ETA: a bar that updates in place
@@ -193,6 +124,9 @@ def compare_strategies(
         precision: As in `fine_tune` (opt-in mixed precision). Defaults to `None`.
         early_stopping: As in `fine_tune` (patience, or a `keras.callbacks.EarlyStopping`;
             per phase, keeping the best epoch's weights). Defaults to `None`.
+        data_id: str or None. With `output=`, the identity of data that are not NumPy arrays
+            (tf.data, PyDataset), which cannot be hashed: change it whenever the data change.
+            Defaults to `None` (such data are refused with `output=`).
 
     Returns:
         A `Comparison` with one `RunRecord` per strategy and seed.
@@ -200,7 +134,8 @@ def compare_strategies(
     Raises:
         ValueError: Before any training: empty or duplicate strategies, an unknown strategy
             name, labels out of range, mismatched x/y lengths, NaN/inf inputs, a missing test
-            set, `seeds < 1`, or an `output` file written by a different configuration.
+            set, `seeds < 1`, `learning_rate <= 0`, `class_names` of the wrong length, or an
+            `output` file that is not this configuration's log or cannot be written.
         TypeError: If `model` is neither a `keras.Model` nor a factory returning one.
 
     Example:
@@ -238,22 +173,22 @@ def compare_strategies(
             f"Received: {type(start).__name__}"
         )
     ensure_built(start)
-    train_arrays = check_arrays(train, "train", start) if is_array_pair(train) else None
-    val_arrays = None
-    if validation is not None and is_array_pair(validation):
-        val_arrays = check_arrays(validation, "validation", start)
-    if not is_array_pair(test):
+    train_arrays, val_arrays = check_pair(train, validation, start)
+    test_arrays = check_data(test, "test", start)
+    if test_arrays is None:
         raise ValueError("`test` must be an `(x, y)` tuple of NumPy arrays.")
-    test_arrays = check_arrays(test, "test", start)
+    epochs, batch_size = as_int(epochs, "epochs"), as_int(batch_size, "batch_size")
     for strategy in strategy_list:
         strategy.validate(start)
         strategy_phases(strategy, start, strategy.epochs or epochs)
     check_early_stopping(
         early_stopping, has_validation=validation is not None, metrics=["accuracy"]
     )
-    for value, arg in ((epochs, "epochs"), (batch_size, "batch_size")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{arg}` must be a positive int. Received: {arg}={value!r}")
+    check_learning_rate(learning_rate)
+    check_class_names(class_names, start)
+    given = {"train": (train, train_arrays), "validation": (validation, val_arrays)}
+    non_arrays = [name for name, (d, a) in given.items() if d is not None and a is None]
+    check_data_identity(non_arrays, data_id, output)
 
     config = {
         "transferkit": __version__,
@@ -261,24 +196,21 @@ def compare_strategies(
         "strategies": [s.to_dict() for s in strategy_list],
         "epochs": epochs,
         "batch_size": batch_size,
-        "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
-        "learning_rate": learning_rate,
-        "loss": None if loss is None else str(loss),
+        "optimizer": describe(optimizer),
+        "learning_rate": describe(learning_rate),
+        "loss": describe(loss),
+        "callbacks": [describe(c) for c in callbacks],
         "precision": precision,
         "early_stopping": early_stopping_config(early_stopping),
         "train_samples": len(train_arrays) if train_arrays is not None else None,
         "test_samples": len(test_arrays),
     }
-    log: _RunLog | None = None
     done: dict[tuple[str, int], RunRecord] = {}
+    log: RunLog | None = None
     if output is not None:
-        data = [test_arrays.x, test_arrays.y]
-        if train_arrays is not None:
-            data += [train_arrays.x, train_arrays.y]
-        if validation is not None and is_array_pair(validation):
-            data += [np.asarray(validation[0]), np.asarray(validation[1])]
-        log = _RunLog(Path(output), _fingerprint(config, start, data), config)
-        done = log.read()
+        arrays = {"test": test_arrays, "train": train_arrays, "validation": val_arrays}
+        pairs = {k: None if a is None else (a.x, a.y) for k, a in arrays.items()}
+        log, done = RunLog.open(output, config, data_hashes(start, pairs, data_id))
 
     shared_cache = cache if isinstance(cache, FeatureCache) else FeatureCache() if cache else None
     runs: list[RunRecord] = []

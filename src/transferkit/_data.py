@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -37,20 +40,151 @@ Data = tuple[Any, Any] | Any
 
 
 def is_array_pair(data: Any) -> bool:
-    """Whether `data` is an `(x, y)` tuple of array-likes (not a dataset object)."""
+    """Whether `data` is an `(x, y)` tuple of array-likes (not a dataset object).
+
+    Python lists count as array-likes (`check_arrays` converts them with `np.asarray`).
+    """
     return (
         isinstance(data, tuple | list)
         and len(data) == 2
-        and all(hasattr(part, "shape") and hasattr(part, "__len__") for part in data)
+        and all(
+            isinstance(part, list) or (hasattr(part, "shape") and hasattr(part, "__len__"))
+            for part in data
+        )
     )
+
+
+def as_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """`value` as an int >= `minimum`; NumPy integers count as ints, bools do not."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(
+            f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}"
+            + (f" of type {type(value).__name__}" if not isinstance(value, Integral) else "")
+        )
+    return int(value)
+
+
+def check_learning_rate(learning_rate: Any) -> None:
+    """Refuse a learning rate that is not a finite number > 0 or a schedule (None: default)."""
+    import keras
+
+    if learning_rate is None or isinstance(
+        learning_rate, keras.optimizers.schedules.LearningRateSchedule
+    ):
+        return
+    if (
+        isinstance(learning_rate, bool | np.bool_)
+        or not isinstance(learning_rate, Real)
+        or not math.isfinite(float(learning_rate))
+        or learning_rate <= 0
+    ):
+        raise ValueError(
+            "`learning_rate` must be a finite number > 0 (a negative rate climbs the loss), a "
+            "`keras.optimizers.schedules.LearningRateSchedule`, or None for the optimizer's "
+            f"default. Received: learning_rate={learning_rate!r}"
+        )
+
+
+def _io_shapes(model: Model) -> tuple[tuple[Any, ...] | None, Any]:
+    """The model's input shape (None if several inputs) and output shape.
+
+    Subclassed models have neither attribute; their build shape and a symbolic call give them.
+    """
+    import keras
+
+    try:
+        return (
+            None if isinstance(model.input_shape, list) else tuple(model.input_shape),
+            model.output_shape,
+        )
+    except (AttributeError, ValueError):
+        pass
+    shapes = getattr(model, "_build_shapes_dict", None) or {}
+    if len(shapes) != 1 or not isinstance(next(iter(shapes.values())), tuple | list):
+        raise ValueError(
+            f"Cannot tell the input shape of the subclassed model {model.name!r} "
+            f"({type(model).__name__}). Wrap it in a Functional model: `inputs = "
+            "keras.Input(shape); model = keras.Model(inputs, your_model(inputs))`."
+        )
+    input_shape = (None, *tuple(next(iter(shapes.values())))[1:])
+    spec = model.compute_output_spec(keras.KerasTensor(input_shape))
+    out = [tuple(s.shape) for s in spec] if isinstance(spec, list | tuple) else tuple(spec.shape)
+    return input_shape, out
 
 
 def output_units(model: Model) -> int:
     """Number of output units of a single-output classification model."""
-    shape = model.output_shape
+    shape = _io_shapes(model)[1]
     if isinstance(shape, list):
-        raise ValueError("transferkit trains single-output classification models only.")
+        raise ValueError(
+            f"transferkit trains single-output classification models only; model "
+            f"{model.name!r} has {len(shape)} outputs. Build a single-output model, e.g. "
+            "`keras.Model(model.inputs, model.outputs[i])`."
+        )
     return int(shape[-1])
+
+
+def check_class_names(class_names: Any, model: Model) -> None:
+    """Refuse `class_names` that are not one name per class of the model's head."""
+    if class_names is None:
+        return
+    n = max(output_units(model), 2)
+    if isinstance(class_names, str | bytes) or not isinstance(class_names, Sequence):
+        raise ValueError(
+            f"`class_names` must be a list of {n} names, one per class. "
+            f"Received: class_names={class_names!r}"
+        )
+    if len(class_names) != n:
+        raise ValueError(
+            f"`class_names` must have one name per class: the model predicts {n} classes. "
+            f"Received: {len(class_names)} names: {list(class_names)!r}"
+        )
+
+
+def check_data(data: Any, name: str, model: Model) -> ArrayData | None:
+    """Validate `data` for `model`: an `ArrayData` for arrays, None for a dataset object.
+
+    Dicts, `None` and tuples that are not `(x, y)` are refused; a tf.data pipeline's first
+    batch is checked like arrays (cheap, and it catches labels the head cannot take).
+    """
+    if is_array_pair(data):
+        return check_arrays(data, name, model)
+    if (
+        data is None
+        or isinstance(data, dict | str | bytes | tuple | list)
+        or hasattr(data, "dtype")
+    ):
+        kind = f"a {type(data).__name__}" + (
+            f" of length {len(data)}" if isinstance(data, tuple | list) else ""
+        )
+        raise ValueError(
+            f"`{name}` must be an `(x, y)` tuple of arrays, or a dataset Keras `fit` accepts "
+            f"(tf.data, `keras.utils.PyDataset`, a generator of `(x, y)` batches). Received: "
+            f"{kind}. For a multi-input model or sample weights, build a tf.data pipeline."
+        )
+    if hasattr(data, "take") and hasattr(data, "element_spec"):  # tf.data: peek at one batch
+        batch = next(iter(data.take(1)), None)
+        if isinstance(batch, tuple) and len(batch) == 2:
+            first = tuple(np.asarray(getattr(t, "numpy", lambda t=t: t)()) for t in batch)
+            check_arrays(first, f"{name} (its first batch)", model)
+    return None
+
+
+def check_pair(
+    train: Any, validation: Any, model: Model
+) -> tuple[ArrayData | None, ArrayData | None]:
+    """`check_data` for training and validation data, plus one label format for both."""
+    train_arrays = check_data(train, "train", model)
+    val_arrays = None if validation is None else check_data(validation, "validation", model)
+    if train_arrays is not None and val_arrays is not None:
+        if train_arrays.one_hot != val_arrays.one_hot:
+            kinds = {True: "one-hot", False: "integer class ids"}
+            raise ValueError(
+                f"`train` labels are {kinds[train_arrays.one_hot]} but `validation` labels "
+                f"are {kinds[val_arrays.one_hot]}; the loss can take only one format. Convert "
+                "one of them (`keras.utils.to_categorical(y)` or `y.argmax(axis=-1)`)."
+            )
+    return train_arrays, val_arrays
 
 
 def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
@@ -64,8 +198,25 @@ def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
             f"`{name}` must be an `(x, y)` tuple of NumPy arrays or a dataset Keras `fit` "
             f"accepts. Received: {type(data).__name__}"
         )
-    x = np.asarray(data[0])
-    y = np.asarray(data[1])
+    try:
+        x = np.asarray(data[0])
+        y = np.asarray(data[1])
+    except ValueError as err:  # ragged lists
+        raise ValueError(
+            f"`{name}` cannot be converted to NumPy arrays: x and y must be rectangular (all "
+            f"samples of one shape). Received: {type(data[0]).__name__} and "
+            f"{type(data[1]).__name__} ({err})"
+        ) from err
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise ValueError(
+            f"`{name}` inputs must be numeric arrays. Received: dtype {x.dtype}. Convert them "
+            "with `np.asarray(x, dtype='float32')`."
+        )
+    if x.ndim == 0 or y.ndim == 0:
+        raise ValueError(
+            f"`{name}` must hold one sample per row: x and y cannot be scalars. Received: "
+            f"x.shape={x.shape}, y.shape={y.shape}"
+        )
     if len(x) != len(y):
         raise ValueError(
             f"`{name}` has {len(x)} inputs but {len(y)} labels; x and y must have the same "
@@ -80,7 +231,8 @@ def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
                 f"`{name}` inputs contain {bad} NaN or infinite values; clean or impute them "
                 "before training."
             )
-    expected = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    input_shape = _io_shapes(model)[0]
+    expected = None if input_shape is None else tuple(input_shape[1:])
     if expected is not None:
         # Keras adapts a rank off by one through a trailing axis of size 1 (e.g. (n, 28, 28)
         # for (28, 28, 1)); any other rank fails inside `fit`, after training has started.
@@ -98,6 +250,7 @@ def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
                 "`transferkit.datasets.resize_images`)."
             )
     units = output_units(model)
+    _check_head(model, units)
     one_hot = y.ndim == 2 and y.shape[1] == units and units > 1
     if one_hot:
         if not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=1) == 1):
@@ -109,7 +262,11 @@ def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
                 f"(n, {units}). Received shape {y.shape}."
             )
         if not np.issubdtype(y.dtype, np.integer):
-            if not np.issubdtype(y.dtype, np.floating) or not np.all(np.equal(np.mod(y, 1), 0)):
+            if (
+                not np.issubdtype(y.dtype, np.floating)
+                or not np.all(np.isfinite(y))
+                or not np.all(np.equal(np.mod(y, 1), 0))
+            ):
                 raise ValueError(
                     f"`{name}` labels must be integer class ids. Received dtype {y.dtype}."
                 )
@@ -124,16 +281,36 @@ def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
     return ArrayData(x=x, y=y, one_hot=one_hot)
 
 
+def output_activation(model: Model) -> str | None:
+    """The name of the activation of the model's last layer (`"linear"` for logits), or None.
+
+    None when the last layer has no `activation` attribute (e.g. a `Softmax` layer).
+    """
+    from ._layers import leaf_layers
+
+    leaves = leaf_layers(model)
+    if not leaves:
+        return None
+    name = getattr(getattr(leaves[-1].layer, "activation", None), "__name__", None)
+    return None if name is None else str(name)
+
+
+def _check_head(model: Model, units: int) -> None:
+    if units == 1 and output_activation(model) == "softmax":
+        raise ValueError(
+            f"Model {model.name!r} ends in a softmax over one unit, which always outputs 1.0, "
+            "so it cannot learn. For a binary task use one sigmoid unit "
+            "(`replace_head(model, 1)` gives one) or two softmax units."
+        )
+
+
 def default_loss(model: Model, one_hot: bool | None) -> Any:
     """The cross-entropy loss matching the model's output and the label format."""
     import keras
 
-    from ._layers import leaf_layers
-
     units = output_units(model)
-    last = leaf_layers(model)[-1].layer
-    activation = getattr(getattr(last, "activation", None), "__name__", "softmax")
-    from_logits = activation == "linear"
+    _check_head(model, units)
+    from_logits = output_activation(model) == "linear"
     if units == 1:
         return keras.losses.BinaryCrossentropy(from_logits=from_logits)
     if one_hot:

@@ -7,7 +7,7 @@ the caller's weights and trainable flags are never touched.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from numbers import Real
+from numbers import Integral, Real
 from typing import Any
 
 import keras
@@ -33,6 +33,43 @@ def _require_graph(model: Model, fn: str) -> None:
             f"{model.name!r} is a subclassed model ({type(model).__name__}) without a layer "
             "graph. Rebuild it with the Functional API, or write the new head by hand."
         )
+
+
+def _output_names(model: Model) -> list[str]:
+    return [str(t._keras_history[0].name) for t in model.outputs]
+
+
+def _select_output(model: Model, output: int | str | None, fn: str) -> Model:
+    """`model` itself, or for a multi-output model the single-output model `output` names.
+
+    The selected model shares the caller's layers; callers copy it before changing anything.
+    """
+    names = _output_names(model)
+    if output is None:
+        if len(names) == 1:
+            return model
+        raise ValueError(
+            f"`{fn}` got model {model.name!r} with {len(names)} outputs ({', '.join(names)}), "
+            "so it cannot tell which head to replace. Name the output the new model should "
+            f"grow from: `output={names[0]!r}` or an index, e.g. `output=0`."
+        )
+    if isinstance(output, Integral) and not isinstance(output, bool):
+        if not -len(names) <= output < len(names):
+            raise ValueError(
+                f"`output` must be an index between {-len(names)} and {len(names) - 1} (the "
+                f"model has outputs {names}). Received: output={output!r}"
+            )
+        index = int(output) % len(names)
+    elif isinstance(output, str) and output in names:
+        index = names.index(output)
+    else:
+        raise ValueError(
+            f"`output` must be the name or index of one of the model's outputs {names}. "
+            f"Received: output={output!r}"
+        )
+    if len(names) == 1:
+        return model
+    return keras.Model(model.inputs, model.outputs[index], name=f"{model.name}_{names[index]}")
 
 
 def classifier_index(leaves: list[LeafLayer]) -> int:
@@ -111,7 +148,8 @@ def replace_head(
     cut: Boundary | None = None,
     hidden: Sequence[int] = (),
     dropout: float = 0.0,
-    activation: str | None = "softmax",
+    activation: str | None = "auto",
+    output: int | str | None = None,
 ) -> Model:
     """A new model: the layers of `model` up to `cut`, then a new head for `num_classes`.
 
@@ -130,7 +168,13 @@ def replace_head(
             Defaults to `()`.
         dropout: float in [0, 1). Dropout rate before each new `Dense` layer (none when 0).
             Defaults to `0.0`.
-        activation: str or None. Activation of the new classifier. Defaults to `"softmax"`.
+        activation: str or None. Activation of the new classifier: `"auto"` is softmax for
+            several classes and sigmoid for `num_classes=1` (a binary head); None gives
+            logits (`fine_tune` then trains with `from_logits=True`, and `metrics.evaluate`
+            reads them as logits). Defaults to `"auto"`.
+        output: int, str or None. For a model with several outputs, the output (index or
+            layer name) whose branch the new head grows from. Defaults to `None` (the
+            model's only output; a multi-output model is refused).
 
     Returns:
         A new Functional `keras.Model`.
@@ -138,8 +182,9 @@ def replace_head(
     Raises:
         TypeError: If `model` is not a `keras.Model` or `cut` has an unsupported type.
         ValueError: If the model is not built or has no layer graph, `num_classes < 1`,
-            `hidden` or `dropout` are invalid, or `cut` is out of range, unknown or at the
-            output layer.
+            `hidden` or `dropout` are invalid, `cut` is out of range, unknown or at the
+            output layer, `activation="softmax"` with one class (always 1.0), or the model has
+            several outputs and `output` does not name one.
 
     Example:
     ```python
@@ -151,21 +196,34 @@ def replace_head(
     ])
     new = replace_head(model, 3)
     assert new.output_shape == (None, 3)
+    binary = replace_head(model, 1)  # one unit: a sigmoid, never a softmax
+    assert binary.layers[-1].activation.__name__ == "sigmoid"
     ```
     """
     ensure_built(model)
     _require_graph(model, "replace_head")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+    model = _select_output(model, output, "replace_head")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, Integral) or num_classes < 1:
         raise ValueError(
             f"`num_classes` must be a positive int. Received: num_classes={num_classes!r}"
+        )
+    num_classes = int(num_classes)
+    if activation == "auto":
+        activation = "sigmoid" if num_classes == 1 else "softmax"
+    elif activation == "softmax" and num_classes == 1:
+        raise ValueError(
+            "`activation='softmax'` over one unit always outputs 1.0, so the head could not "
+            "learn. For a binary head use `activation='sigmoid'` (the default for "
+            "num_classes=1) or None (logits), or `num_classes=2` with softmax."
         )
     if isinstance(hidden, str) or not isinstance(hidden, Iterable):
         raise TypeError(
             f"`hidden` must be a sequence of ints (units), e.g. (128,). Received: hidden={hidden!r}"
         )
     hidden = tuple(hidden)
-    if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+    if any(isinstance(h, bool) or not isinstance(h, Integral) or h < 1 for h in hidden):
         raise ValueError(f"`hidden` must be positive ints (units). Received: hidden={hidden!r}")
+    hidden = tuple(int(h) for h in hidden)
     if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}")
     k = _resolve_cut(model, cut, "replace_head")
@@ -184,7 +242,11 @@ def replace_head(
 
 
 def as_feature_extractor(
-    model: Model, cut: Boundary | None = None, *, pooling: str | None = None
+    model: Model,
+    cut: Boundary | None = None,
+    *,
+    pooling: str | None = None,
+    output: int | str | None = None,
 ) -> Model:
     """A frozen model whose output is the activation of `model` at `cut`.
 
@@ -199,6 +261,8 @@ def as_feature_extractor(
             model if its output is not 2-D (a headless backbone, such as a keras-hub one).
         pooling: None, `"avg"` or `"max"`. Global pooling applied to a 4-D output
             (batch, height, width, channels). Defaults to `None`.
+        output: int, str or None. For a multi-output model, the output (index or layer
+            name) whose branch is cut. Defaults to `None` (the only output).
 
     Returns:
         A new, frozen Functional `keras.Model`.
@@ -222,6 +286,7 @@ def as_feature_extractor(
     """
     ensure_built(model)
     _require_graph(model, "as_feature_extractor")
+    model = _select_output(model, output, "as_feature_extractor")
     if pooling not in (None, *_POOLING):
         raise ValueError(
             f"`pooling` must be one of None, 'avg', 'max'. Received: pooling={pooling!r}"

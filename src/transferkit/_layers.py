@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import keras
@@ -149,7 +150,8 @@ def resolve_boundary(
             f"`{argument}` must be an int, a layer name or a `keras.layers.Layer`. "
             f"Received: {argument}={upto!r} (a bool)."
         )
-    if isinstance(upto, int):
+    if isinstance(upto, Integral):  # NumPy integers too
+        upto = int(upto)
         if not -n <= upto <= n:
             raise ValueError(
                 f"`{argument}` must be between {-n} and {n} (the model has {n} leaf layers). "

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 import keras
-import numpy as np
 
+from ._data import as_int, check_learning_rate
 from ._freeze import freeze, unfreeze
 from ._heads import default_cut, replace_head
 from ._layers import Boundary, leaf_layers, resolve_boundary
+from ._runlog import describe
 from .types import Model
 
 
@@ -117,29 +118,9 @@ class Phase:
 
 
 def check_epochs(epochs: Any) -> None:
-    """Raise `ValueError` unless `epochs` is None or a positive int (NumPy ints included)."""
-    if epochs is not None and (
-        isinstance(epochs, bool) or not isinstance(epochs, int | np.integer) or epochs < 1
-    ):
-        raise ValueError(f"`epochs` must be a positive int. Received: epochs={epochs!r}")
-
-
-def check_learning_rate(learning_rate: Any) -> None:
-    """Raise `ValueError` unless `learning_rate` is None, a positive number or a schedule."""
-    if learning_rate is None or isinstance(
-        learning_rate, keras.optimizers.schedules.LearningRateSchedule
-    ):
-        return
-    if (
-        isinstance(learning_rate, bool)
-        or not isinstance(learning_rate, int | float | np.integer | np.floating)
-        or not 0 < float(learning_rate) < float("inf")
-    ):
-        raise ValueError(
-            "`learning_rate` must be a positive number or a "
-            "`keras.optimizers.schedules.LearningRateSchedule`. "
-            f"Received: learning_rate={learning_rate!r}"
-        )
+    """Raise `ValueError` unless `epochs` is None or an int >= 1 (NumPy ints included)."""
+    if epochs is not None:
+        as_int(epochs, "epochs")
 
 
 def _describe_fields(obj: Any) -> dict[str, Any]:
@@ -151,7 +132,7 @@ def _describe_fields(obj: Any) -> dict[str, Any]:
         elif isinstance(value, tuple | list):
             d[key] = [v.name if isinstance(v, keras.layers.Layer) else v for v in value]
         elif value is not None and not _jsonable(value):
-            d[key] = _optimizer_config(value)
+            d[key] = describe(value)
     return d
 
 
@@ -182,17 +163,6 @@ class _Base:
 
     def to_dict(self) -> dict[str, Any]:
         return {**_describe_fields(self), "type": type(self).__name__, "name": self.name}
-
-
-def _optimizer_config(value: Any) -> dict[str, Any]:
-    """An optimizer's or schedule's class and JSON-safe configuration (learning rate included)."""
-    get_config = getattr(value, "get_config", None)
-    config = get_config() if callable(get_config) else {"repr": repr(value)}
-    safe = {
-        k: (v if _jsonable(v) else _optimizer_config(v) if hasattr(v, "get_config") else repr(v))
-        for k, v in config.items()
-    }
-    return {"class": type(value).__name__, **safe}
 
 
 def _jsonable(value: Any) -> bool:

@@ -13,11 +13,11 @@ import keras
 from ._cache import CacheInfo, FeatureCache
 from ._callbacks import EarlyStoppingSpec, check_early_stopping
 from ._copy import copy_model
-from ._data import ArrayData, Data, check_arrays, default_loss, is_array_pair
+from ._data import ArrayData, Data, as_int, check_learning_rate, check_pair, default_loss
 from ._freeze import RecompileWarning
 from ._layers import ensure_built
 from ._phases import PhaseRecord, PhaseRunner, check_phases, phase_optimizer, strategy_phases
-from ._strategies import Strategy, check_epochs, check_learning_rate, resolve_strategy
+from ._strategies import Strategy, resolve_strategy
 from .timing import TrainingTiming, count_params
 from .types import Model
 
@@ -129,14 +129,13 @@ def make_optimizer(optimizer: str | Any, learning_rate: float | None) -> Any:
     )
 
 
-def _validate_common(epochs: int, batch_size: int, seed: int | None) -> None:
-    check_epochs(epochs)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be a positive int. Received: batch_size={batch_size!r}"
-        )
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError(f"`seed` must be an int or None. Received: seed={seed!r}")
+def _validate_common(
+    epochs: int, batch_size: int, seed: int | None, learning_rate: float | None
+) -> tuple[int, int, int | None]:
+    """The settings as plain ints (NumPy integers accepted); raises for invalid ones."""
+    check_learning_rate(learning_rate)
+    seed = None if seed is None else as_int(seed, "seed", minimum=0)
+    return as_int(epochs, "epochs"), as_int(batch_size, "batch_size"), seed
 
 
 def fine_tune(
@@ -241,8 +240,7 @@ def fine_tune(
     ensure_built(model)
     strat = resolve_strategy(strategy)
     epochs = strat.epochs or epochs
-    _validate_common(epochs, batch_size, seed)
-    check_learning_rate(learning_rate)
+    epochs, batch_size, seed = _validate_common(epochs, batch_size, seed, learning_rate)
     strat.validate(model)
     strategy_phases(strat, model, epochs)  # bad phase settings fail before anything runs
     if steps_per_execution != "auto" and (
@@ -254,12 +252,7 @@ def fine_tune(
             "`steps_per_execution` must be a positive int or 'auto'. "
             f"Received: steps_per_execution={steps_per_execution!r}"
         )
-    train_arrays = check_arrays(train, "train", model) if is_array_pair(train) else None
-    val_arrays = (
-        check_arrays(validation, "validation", model)
-        if validation is not None and is_array_pair(validation)
-        else None
-    )
+    train_arrays, val_arrays = check_pair(train, validation, model)
     if precision not in (None, "float32", "mixed_bfloat16", "mixed_float16"):
         raise ValueError(
             "`precision` must be None, 'float32', 'mixed_bfloat16' or 'mixed_float16'. "

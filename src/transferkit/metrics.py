@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+from ._data import output_activation
 from .types import IntArray, Model
 
 __all__ = [
@@ -389,8 +390,9 @@ def evaluate(
     """Evaluates a Keras classifier on `(x, y)` and returns classification metrics.
 
     Runs `model.predict`, turns the outputs into labels (argmax over `k > 1` outputs; a
-    single output unit is treated as a sigmoid binary classifier with threshold 0.5, i.e.
-    class 1 when the output is `> 0.5`), then calls `metrics_from_predictions`.
+    single output unit is a binary classifier: a probability, class 1 when `> 0.5`, or a
+    logit, class 1 when `> 0`, if the output layer is linear, as `fine_tune` trains such
+    heads with `from_logits=True`), then calls `metrics_from_predictions`.
 
     Args:
         model: `keras.Model`. A classifier whose (single) output has shape `(n, k)`.
@@ -460,7 +462,8 @@ def evaluate(
         )
     units = probs.shape[1]
     if units == 1:
-        pred_labels = (probs[:, 0] > 0.5).astype(np.int64)
+        threshold = 0.0 if _reads_logits(model, probs) else 0.5
+        pred_labels = (probs[:, 0] > threshold).astype(np.int64)
         predicted_classes = 2
     else:
         pred_labels = np.argmax(probs, axis=1).astype(np.int64)
@@ -660,6 +663,17 @@ def _check_model_labels(
             f"`class_names` must have one name per class ({num_classes} classes). "
             f"Received: {len(names)} names: {list(names)!r}"
         )
+
+
+def _reads_logits(model: Model, outputs: npt.NDArray[Any]) -> bool:
+    """Whether a one-unit output is a logit: a linear last layer, or values outside [0, 1]."""
+    try:
+        activation = output_activation(model)
+    except (ValueError, TypeError, AttributeError):
+        activation = None
+    if activation is not None:
+        return activation == "linear"
+    return bool(np.any((outputs < 0) | (outputs > 1)))
 
 
 def _static_num_classes(model: Model) -> int | None:

@@ -1,0 +1,277 @@
+"""The `output=` log of `compare_strategies`: fingerprinted, verified before any write.
+
+A log is a JSON-lines file: a header line (the configuration and a fingerprint of everything
+that changes results), then one line per finished run. A file is only ever written to after
+it has been verified as this configuration's log (or when it is new or empty); any other file
+is refused and left byte-for-byte as it was. Each record is appended with one `write` on an
+`O_APPEND` descriptor and synced, so a crash leaves whole lines plus at most one partial
+last line; that damaged tail is moved aside to a sibling file (never deleted) on resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._comparison import RunRecord
+from .types import Model
+
+LOG_FORMAT = "transferkit-comparison-log"
+"""The header's `format` field: what identifies a file as a transferkit comparison log."""
+
+
+def hash_arrays(h: Any, arrays: Sequence[np.ndarray[Any, Any]]) -> None:
+    """Feed every byte of `arrays` (with their shapes and dtypes) into the hash `h`."""
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(a.data)  # the buffer itself: no copy of a large array
+
+
+def content_hash(arrays: Sequence[np.ndarray[Any, Any]]) -> str:
+    """A short hex digest of the full contents of `arrays`."""
+    h = hashlib.sha256()  # SHA-NI makes it faster than blake2b on current CPUs
+    hash_arrays(h, arrays)
+    return h.hexdigest()[:32]
+
+
+def _jsonable(value: Any) -> Any:
+    """`value` as JSON types, with a *stable* text for anything else (never an address)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return {"array": content_hash([value])}
+    return describe(value)
+
+
+def describe(value: Any) -> Any:
+    """A JSON description of a setting that changes results: optimizer, loss, callback.
+
+    Names are kept as they are; objects with `get_config` (Keras optimizers with their
+    learning rate or schedule, losses, schedules) give their class and configuration; Keras's
+    own callbacks give their constructor arguments; functions give their qualified name. A
+    user-defined object without `get_config` is described by its class only: define
+    `get_config` on it to have its settings fingerprinted too.
+    """
+    if value is None or isinstance(value, bool | int | float | str | np.generic):
+        return _jsonable(value)
+    if isinstance(value, dict | list | tuple | np.ndarray):
+        return _jsonable(value)
+    cls = type(value)
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    if inspect.isfunction(value) or inspect.isbuiltin(value):
+        return f"{value.__module__}.{value.__qualname__}"
+    get_config = getattr(value, "get_config", None)
+    if callable(get_config):  # minus its `name`: Keras numbers them ("sgd_1"), results agree
+        config = {k: v for k, v in get_config().items() if k != "name"}
+        return {"class_name": name, "config": _jsonable(config)}
+    if cls.__module__.startswith("keras."):  # Keras callbacks keep their arguments as attributes
+        params = list(inspect.signature(cls.__init__).parameters)[1:]
+        args = {p: _jsonable(getattr(value, p)) for p in params if hasattr(value, p)}
+        return {"class_name": name, "config": args}
+    return {"class_name": name}
+
+
+def data_hashes(
+    start: Model, data: dict[str, tuple[Any, Any] | None], data_id: str | None
+) -> dict[str, Any]:
+    """Content hashes of the starting weights and of each `(x, y)` array pair.
+
+    A data set that is not an array pair (None in `data`) is identified by `data_id` only.
+    """
+    weights = [np.asarray(w) for w in start.get_weights()]
+    hashes: dict[str, Any] = {"start_weights": content_hash(weights)}
+    for name, pair in data.items():
+        hashes[name] = None if pair is None else content_hash([np.asarray(p) for p in pair])
+    hashes["data_id"] = data_id
+    return hashes
+
+
+def check_data_identity(non_arrays: Sequence[str], data_id: str | None, output: Any) -> None:
+    """Refuse `output=` for data that cannot be fingerprinted, unless a `data_id` names it."""
+    if data_id is not None and (not isinstance(data_id, str) or not data_id):
+        raise ValueError(f"`data_id` must be a non-empty str or None. Received: {data_id!r}")
+    if output is None or data_id is not None or not non_arrays:
+        return
+    raise ValueError(
+        f"`output` needs data it can fingerprint, but {', '.join(f'`{n}`' for n in non_arrays)} "
+        "is not an `(x, y)` pair of arrays (a tf.data pipeline, PyDataset or generator cannot "
+        "be hashed), so a resumed run could silently mix results of different data. Pass "
+        'NumPy arrays, or declare the data\'s identity with `data_id="..."` (change it '
+        "whenever the data change)."
+    )
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """The dotted paths where two headers differ, with the file's value and the new one."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [] if old == new else [(prefix, old, new)]
+    out: list[tuple[str, Any, Any]] = []
+    for key in dict.fromkeys([*new, *old]):
+        if key in ("kind", "fingerprint") and not prefix:
+            continue
+        out += _diff(
+            old.get(key), new.get(key), f"{prefix}{key}" if not prefix else f"{prefix}.{key}"
+        )
+    return out
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class RunLog:
+    """A comparison's `output=` file: verified on open, appended a whole record at a time."""
+
+    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+        self.path = path
+        self.header = header
+
+    @classmethod
+    def open(
+        cls, output: str | os.PathLike[str], config: dict[str, Any], hashes: dict[str, Any]
+    ) -> tuple[RunLog, dict[tuple[str, int], RunRecord]]:
+        """Verify (or create) the log before anything trains; return it and its finished runs."""
+        path = Path(output)
+        fields = json.loads(json.dumps({**_jsonable(config), "hashes": hashes}, sort_keys=True))
+        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
+        header = {"kind": "header", "format": LOG_FORMAT, "fingerprint": digest, **fields}
+        log = cls(path, header)
+        if path.exists() and not path.is_file():
+            raise ValueError(
+                f"`output` {str(path)!r} exists but is not a regular file. Pass a file path, "
+                f"e.g. {str(path / 'runs.jsonl')!r}."
+            )
+        if not path.parent.is_dir():
+            raise ValueError(
+                f"`output` {str(path)!r} is in a directory that does not exist "
+                f"({str(path.parent)!r}). Create it first, or choose another path."
+            )
+        existed = path.exists()
+        raw = path.read_bytes() if existed else b""
+        if raw:
+            return log, log._verify(raw)
+        try:  # a new (or empty) file: writing the header now tests that the path is writable
+            log._write(json.dumps(header).encode() + b"\n")
+        except OSError as err:
+            if not existed and path.exists():
+                path.unlink()  # only the empty file this call created
+            raise ValueError(
+                f"`output` file {str(path)!r} cannot be written ({err.strerror}), so finished "
+                "runs could not be recorded. Make the path writable or choose another one."
+            ) from err
+        return log, {}
+
+    def _refuse(self, why: str) -> ValueError:
+        return ValueError(
+            f"`output` file {str(self.path)!r} {why} It was not modified. Choose another path, "
+            "or move the file away to start over."
+        )
+
+    def _verify(self, raw: bytes) -> dict[tuple[str, int], RunRecord]:
+        good_end = raw.rfind(b"\n") + 1
+        lines = raw[:good_end].splitlines()
+        try:
+            first = json.loads(lines[0]) if lines else None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            first = None
+        if not isinstance(first, dict) or first.get("kind") != "header":
+            raise self._refuse("is not a transferkit comparison log (no transferkit header).")
+        differ = _diff(first, self.header)
+        if differ:
+            shown = "; ".join(
+                f"{k}: {_show(a)} in the file, {_show(b)} now" for k, a, b in differ[:4]
+            )
+            more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
+            raise self._refuse(
+                f"was written by a different configuration, so its runs cannot be mixed with "
+                f"this comparison. Fields that differ: {shown}{more}."
+            )
+        done: dict[tuple[str, int], RunRecord] = {}
+        for number, line in enumerate(lines[1:], start=2):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                if entry.get("kind") != "run":
+                    continue
+                record = RunRecord.from_dict(entry, resumed=True)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise self._refuse(
+                    f"is damaged: line {number} is not a complete run record."
+                ) from None
+            done[(record.strategy, record.seed)] = record
+        self._check_writable()
+        if good_end < len(raw):
+            self._set_aside(raw[good_end:], good_end)
+        return done
+
+    def _check_writable(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        except OSError as err:
+            raise ValueError(
+                f"`output` file {str(self.path)!r} cannot be written ({err.strerror}), so "
+                "finished runs could not be recorded. Make it writable or choose another path."
+            ) from err
+        os.close(fd)
+
+    def _set_aside(self, tail: bytes, good_end: int) -> None:
+        """Move an interrupted last record into a sibling file, then cut it from the log."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}-{n}")
+        with open(aside, "xb") as f:
+            f.write(tail)
+            f.flush()
+            os.fsync(f.fileno())
+        with open(self.path, "r+b") as f:
+            f.truncate(good_end)
+        warnings.warn(
+            f"`output` file {str(self.path)!r} ended in an incomplete record ({len(tail)} bytes, "
+            f"from an interrupted write). Those bytes were moved to {str(aside)!r}; the run "
+            "they belonged to trains again.",
+            UserWarning,
+            stacklevel=5,  # the caller of `compare_strategies`
+        )
+
+    def _write(self, data: bytes) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            while data:  # one write on O_APPEND is one whole line in all but short writes
+                data = data[os.write(fd, data) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def append(self, record: RunRecord) -> None:
+        """Append one finished run as one line."""
+        entry = {"kind": "run", **record.to_dict()}
+        try:
+            self._write(json.dumps(entry).encode() + b"\n")
+        except OSError as err:
+            raise OSError(
+                err.errno,
+                f"Could not append run ({record.strategy!r}, seed {record.seed}) to `output` "
+                f"file {str(self.path)!r}: {err.strerror}. Runs recorded before are kept; free "
+                "space or fix permissions, then rerun with the same `output` to resume.",
+            ) from err
