@@ -134,7 +134,9 @@ def test_epoch_timer_without_num_samples() -> None:
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True])
 def test_epoch_timer_bad_num_samples(bad: Any) -> None:
-    with pytest.raises(ValueError, match=r"`num_samples` must be a positive integer or None"):
+    with pytest.raises(
+        ValueError, match=r"`num_samples` must be a positive int\. Received: num_samples="
+    ):
         EpochTimer(num_samples=bad)
 
 
@@ -198,10 +200,22 @@ def test_measure_inference_multi_input() -> None:
 
 
 _BAD_INFERENCE: list[tuple[Any, dict[str, Any], str]] = [
-    (np.zeros((4, 4), "float32"), {"batch_size": 0}, r"`batch_size` must be an integer >= 1"),
+    (
+        np.zeros((4, 4), "float32"),
+        {"batch_size": 0},
+        r"`batch_size` must be a positive int\. Received: batch_size=0",
+    ),
     (np.zeros((4, 4), "float32"), {"batch_size": 2.0}, r"Received: batch_size=2.0"),
-    (np.zeros((4, 4), "float32"), {"repeats": 0}, r"`repeats` must be an integer >= 1"),
-    (np.zeros((4, 4), "float32"), {"warmup": -1}, r"`warmup` must be an integer >= 0"),
+    (
+        np.zeros((4, 4), "float32"),
+        {"repeats": 0},
+        r"`repeats` must be a positive int\. Received: repeats=0",
+    ),
+    (
+        np.zeros((4, 4), "float32"),
+        {"warmup": -1},
+        r"`warmup` must be a non-negative int\. Received: warmup=-1",
+    ),
     (np.zeros((0, 4), "float32"), {}, r"`x` must contain at least one sample"),
     ([np.zeros((4, 4)), np.zeros((3, 4))], {}, r"same number of samples.*lengths \[3, 4\]"),
 ]
