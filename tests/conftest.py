@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import transferkit as tk
+from transferkit import models
 
 MOBILENET_NAME = "mobilenetv2_0.35_32"
 """Name Keras gives `MobileNetV2(alpha=0.35, input_shape=(32, 32, 3))`."""
@@ -98,19 +99,8 @@ def fit_once(model: Any, x: np.ndarray, y: np.ndarray, *, run_eagerly: bool = Tr
 
 
 def build_lab_cnn() -> keras.Model:
-    """The lab's Sequential CNN for 28x28x1 images (default layer names)."""
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
+    """The lab's Sequential CNN for 28x28x1 images (`transferkit.models.lab_cnn`)."""
+    return models.lab_cnn()
 
 
 def build_mobilenet_model() -> keras.Model:

@@ -24,17 +24,7 @@ COMMON = textwrap.dedent(
     import numpy as np
     import transferkit as tk
 
-    def lab_cnn():
-        return keras.Sequential([
-            keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(8, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(16, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ])
+    from transferkit.models import lab_cnn
 
     rng = np.random.default_rng(0)
     x = rng.random((256, 28, 28, 1), dtype=np.float32)

@@ -19,7 +19,13 @@ from typing import Any
 
 import pytest
 
-MODULES = ("transferkit", "transferkit.metrics", "transferkit.timing", "transferkit.datasets")
+MODULES = (
+    "transferkit",
+    "transferkit.metrics",
+    "transferkit.timing",
+    "transferkit.datasets",
+    "transferkit.models",
+)
 
 _EXAMPLE_HEADER = re.compile(r"^\s*Examples?:\s*$")
 _SECTION_HEADER = re.compile(

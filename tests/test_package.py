@@ -26,7 +26,8 @@ def test_py_typed_marker_is_shipped() -> None:
 def _import_in_subprocess(backend: str) -> subprocess.CompletedProcess[str]:
     code = (
         "import sys\n"
-        "import transferkit, transferkit.datasets, transferkit.metrics, transferkit.timing\n"
+        "import transferkit, transferkit.datasets, transferkit.metrics, transferkit.models\n"
+        "import transferkit.timing\n"
         "loaded = sorted(m for m in sys.modules if m == 'tensorflow' or "
         "m.startswith('tensorflow.'))\n"
         "print('TF_MODULES', len(loaded))\n"
