@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import math
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +13,6 @@ import keras
 import numpy as np
 import pytest
 
-from transferkit import timing
 from transferkit.timing import (
     EpochTimer,
     InferenceTiming,
@@ -243,40 +240,6 @@ def test_count_params() -> None:
     model.layers[0].trainable = False
     assert count_params(model) == (6 + 8, 35)
     assert count_params(keras.layers.Dense(3)) == (0, 0)  # unbuilt layer
-
-
-# --------------------------------------------------------------- docstring examples
-
-
-def _docstring_examples(module: Any) -> Iterator[tuple[str, str]]:
-    for name in module.__all__:
-        obj = getattr(module, name)
-        objs: list[tuple[str, Any]] = [(name, obj)]
-        if inspect.isclass(obj):
-            for attr, member in vars(obj).items():
-                if isinstance(member, (classmethod, staticmethod)):
-                    member = member.__func__
-                elif isinstance(member, property):
-                    member = member.fget
-                if callable(member) and not attr.startswith("_"):
-                    objs.append((f"{name}.{attr}", member))
-        for qual, o in objs:
-            doc = inspect.getdoc(o) or ""
-            for i, block in enumerate(re.findall(r"```python\n(.*?)```", doc, re.S)):
-                yield f"{qual}[{i}]", block
-
-
-_EXAMPLES = list(_docstring_examples(timing))
-
-
-def test_every_public_name_has_an_example() -> None:
-    documented = {qual.split("[")[0].split(".")[0] for qual, _ in _EXAMPLES}
-    assert documented >= set(timing.__all__)
-
-
-@pytest.mark.parametrize(("qual", "code"), _EXAMPLES, ids=[q for q, _ in _EXAMPLES])
-def test_docstring_example_runs(qual: str, code: str, capsys: pytest.CaptureFixture[str]) -> None:
-    exec(compile(code, f"<docstring {qual}>", "exec"), {})
 
 
 def test_machine_info_describes_this_machine_and_backend() -> None:
