@@ -1,7 +1,7 @@
 """Every ```python block in the `Example:` section of a public docstring runs.
 
-Public objects are the names in `__all__` of `transferkit`, `transferkit.metrics`,
-`transferkit.timing` and `transferkit.datasets` (public names when a module has no `__all__`),
+Public objects are the names in `__all__` of the modules in `MODULES` (public names when a
+module has no `__all__`),
 plus the public methods and properties defined on those classes. This is the one runner of
 docstring examples. A documented module that does not exist, or fails to import, is a failure.
 """
@@ -99,12 +99,12 @@ def _import_or_none(name: str) -> ModuleType | None:
     return importlib.import_module(name)
 
 
-def collect() -> tuple[list[Any], dict[str, str]]:
+def collect(modules: tuple[str, ...] = MODULES) -> tuple[list[Any], dict[str, str]]:
     """pytest params (qualified name, code blocks) and {module: import error or skip reason}."""
     params: list[Any] = []
     problems: dict[str, str] = {}
     seen: set[int] = set()
-    for module_name in MODULES:
+    for module_name in modules:
         try:
             module = _import_or_none(module_name)
         except Exception:  # reported by test_documented_modules_import
@@ -137,6 +137,12 @@ PARAMS, IMPORT_PROBLEMS = collect()
 
 def test_documented_modules_import():
     assert IMPORT_PROBLEMS == {}, "\n\n".join(IMPORT_PROBLEMS.values())
+
+
+def test_a_missing_documented_module_is_a_failure():
+    params, problems = collect(("transferkit.timing", "transferkit.no_such_module"))
+    assert problems == {"transferkit.no_such_module": "transferkit.no_such_module does not exist"}
+    assert params and all(p.id.startswith("transferkit.timing.") for p in params)
 
 
 def test_core_api_examples_are_collected():
