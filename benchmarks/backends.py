@@ -43,24 +43,6 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 SCRIPT = Path(__file__).stem
 
 
-def lab_cnn() -> Any:
-    """The lab's CNN (`create_model_fine_tuning`), layer for layer."""
-    import keras
-
-    return keras.Sequential(
-        [
-            keras.Input(shape=(28, 28, 1)),
-            keras.layers.Conv2D(32, (3, 3), activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, (3, 3), activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(name="flatten"),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
-
-
 def child(args: argparse.Namespace) -> dict[str, Any]:
     """Run on the backend this process was started with; return its figures."""
     import keras
@@ -68,6 +50,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     import transferkit as tk
     from transferkit.datasets import lab_split
     from transferkit.metrics import evaluate
+    from transferkit.models import lab_cnn
     from transferkit.timing import measure_inference
 
     (x_train, y_train), _, (x_test, y_test) = lab_split(args.data_dir)

@@ -481,23 +481,11 @@ def lab_side(args: argparse.Namespace, weights: list[np.ndarray[Any, Any]]) -> d
 
 def tk_side(args: argparse.Namespace, weights: list[np.ndarray[Any, Any]]) -> dict[str, Any]:
     """The same protocol through `transferkit.compare_strategies`."""
-    import keras
-
     import transferkit as tk
+    from transferkit.models import lab_cnn
 
     train, validation, test = load_data(args)
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(28, 28, 1)),
-            keras.layers.Conv2D(32, (3, 3), activation="relu", padding="same", name="conv2d"),
-            keras.layers.MaxPooling2D(name="max_pooling2d"),
-            keras.layers.Conv2D(64, (3, 3), activation="relu", padding="same", name="conv2d_1"),
-            keras.layers.MaxPooling2D(name="max_pooling2d_1"),
-            keras.layers.Flatten(name="flatten"),
-            keras.layers.Dense(128, activation="relu", name="dense"),
-            keras.layers.Dense(10, activation="softmax", name="dense_1"),
-        ]
-    )
+    model = lab_cnn()  # the lab's architecture, its initial weights
     model.set_weights(weights)
     strategy: Any = {
         "full": "full",

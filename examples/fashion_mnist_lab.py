@@ -54,6 +54,7 @@ import matplotlib  # noqa: E402
 
 import transferkit as tk  # noqa: E402
 from transferkit.datasets import FASHION_MNIST_CLASSES, Split, lab_split, subset_classes  # noqa: E402
+from transferkit.models import lab_cnn  # noqa: E402
 from transferkit.timing import machine_info  # noqa: E402
 
 matplotlib.use("Agg")  # before anything imports pyplot: write PNGs, never open a window
@@ -65,27 +66,6 @@ SCRIPT = Path(__file__).stem
 LAB_REPORTED = (0.9166, 0.8816, 0.8983)
 LAB_MEASURED_HERE = (0.9168, 0.8872, 0.9012)
 LAB_LABELS = ("Fine-Tuning", "Freezing Some Layers", "Feature Extraction (corrected, cell [2])")
-
-
-def lab_cnn(num_classes: int = 10, name: str = "lab_cnn") -> keras.Model:
-    """The lab's CNN, layer for layer (`create_model_fine_tuning`).
-
-    The layers carry the names Keras gives them in a fresh session, so `"flatten"` names the
-    flatten layer however many models were built before.
-    """
-    return keras.Sequential(
-        [
-            keras.Input(shape=(28, 28, 1)),
-            keras.layers.Conv2D(32, (3, 3), activation="relu", padding="same", name="conv2d"),
-            keras.layers.MaxPooling2D(name="max_pooling2d"),
-            keras.layers.Conv2D(64, (3, 3), activation="relu", padding="same", name="conv2d_1"),
-            keras.layers.MaxPooling2D(name="max_pooling2d_1"),
-            keras.layers.Flatten(name="flatten"),
-            keras.layers.Dense(128, activation="relu", name="dense"),
-            keras.layers.Dense(num_classes, activation="softmax", name="dense_1"),
-        ],
-        name=name,
-    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

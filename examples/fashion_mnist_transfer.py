@@ -80,6 +80,7 @@ from transferkit.datasets import (  # noqa: E402
     train_val_test_split,
 )
 from transferkit.metrics import evaluate  # noqa: E402
+from transferkit.models import lab_cnn  # noqa: E402
 from transferkit.timing import machine_info  # noqa: E402
 
 matplotlib.use("Agg")  # before anything imports pyplot: write PNGs, never open a window
@@ -96,23 +97,6 @@ NOTE = (
     "feature_extractor(cut='flatten') freeze exactly the same weights on this CNN (Flatten has "
     "none), so their results coincide; --partial-upto 2 trains the second convolution too.\n"
 )
-
-
-def lab_cnn(num_classes: int, name: str = "lab_cnn") -> keras.Model:
-    """The lab's CNN (`create_model_fine_tuning`), with Keras's default layer names."""
-    return keras.Sequential(
-        [
-            keras.Input(shape=(28, 28, 1)),
-            keras.layers.Conv2D(32, (3, 3), activation="relu", padding="same", name="conv2d"),
-            keras.layers.MaxPooling2D(name="max_pooling2d"),
-            keras.layers.Conv2D(64, (3, 3), activation="relu", padding="same", name="conv2d_1"),
-            keras.layers.MaxPooling2D(name="max_pooling2d_1"),
-            keras.layers.Flatten(name="flatten"),
-            keras.layers.Dense(128, activation="relu", name="dense"),
-            keras.layers.Dense(num_classes, activation="softmax", name="dense_1"),
-        ],
-        name=name,
-    )
 
 
 def schedule(budget: int, epochs_override: int | None) -> tuple[int, int]:

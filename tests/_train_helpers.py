@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 import transferkit as tk
+from transferkit.models import lab_cnn as lab_cnn  # re-exported for the tests
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -94,22 +95,6 @@ class ArraySequence(keras.utils.PyDataset):
 
 
 # --------------------------------------------------------------------------- models
-
-
-def lab_cnn() -> keras.Model:
-    """The lab's CNN for 28x28x1 images, with default layer names."""
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
 
 
 def mlp(dim: int = 8, classes: int = 3, *, front: list[Any] | None = None) -> keras.Model:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import transferkit as tk
+from transferkit import models
 
 MOBILENET_NAME = "mobilenetv2_0.35_32"
 """Name Keras gives `MobileNetV2(alpha=0.35, input_shape=(32, 32, 3))`."""
@@ -98,19 +99,8 @@ def fit_once(model: Any, x: np.ndarray, y: np.ndarray, *, run_eagerly: bool = Tr
 
 
 def build_lab_cnn() -> keras.Model:
-    """The lab's Sequential CNN for 28x28x1 images (default layer names)."""
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
+    """The lab's Sequential CNN for 28x28x1 images (`transferkit.models.lab_cnn`)."""
+    return models.lab_cnn()
 
 
 def build_mobilenet_model() -> keras.Model:
@@ -200,6 +190,14 @@ LEAF_COUNTS = {
 # --------------------------------------------------------------------------- fixtures
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`@pytest.mark.backend("jax", reason=...)`: the test runs only in that backend's pass."""
+    marker = item.get_closest_marker("backend")
+    if marker is not None and marker.args[0] != keras.backend.backend():
+        reason = marker.kwargs.get("reason", "")
+        pytest.skip(f"runs in the {marker.args[0]} pass of the backend matrix ({reason})")
+
+
 def _clear_session() -> None:
     # `free_memory=True` (the default) runs a full `gc.collect()`, ~0.2 s per test.
     try:
@@ -224,6 +222,22 @@ def lab_cnn() -> keras.Model:
 @pytest.fixture
 def mobilenet_model() -> keras.Model:
     return build_mobilenet_model()
+
+
+@pytest.fixture(scope="session")
+def _shared_mobilenet() -> keras.Model:
+    # Its layers are all named explicitly, so building it outside a test's fresh session is safe.
+    return build_mobilenet_model()
+
+
+@pytest.fixture
+def mobilenet_readonly(_shared_mobilenet: keras.Model) -> Any:
+    """One MobileNetV2 model for the whole run (a build costs seconds), for tests that only read
+    it; afterwards, its trainable flags and weights must be exactly as before."""
+    flags, weights = flags_snapshot(_shared_mobilenet), weights_snapshot(_shared_mobilenet)
+    yield _shared_mobilenet
+    assert flags_snapshot(_shared_mobilenet) == flags, "a test changed the shared model's flags"
+    assert_weights_equal(weights, weights_snapshot(_shared_mobilenet))
 
 
 @pytest.fixture

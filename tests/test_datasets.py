@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import gzip
 import inspect
-import re
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -567,28 +565,13 @@ def test_public_api_is_exported() -> None:
     assert issubclass(DatasetCorruptError, ValueError)
 
 
-def _examples(name: str) -> list[str]:
-    doc = inspect.getdoc(getattr(datasets, name)) or ""
-    return [
-        textwrap.dedent(code) for code in re.findall(r"```python\n(.*?)```", doc, flags=re.DOTALL)
-    ]
-
-
 _DOCUMENTED = [name for name in datasets.__all__ if name != "FASHION_MNIST_CLASSES"]
 
 
 @pytest.mark.parametrize("name", _DOCUMENTED)
-def test_docstrings_have_sections_and_runnable_examples(name: str) -> None:
+def test_docstrings_have_sections_and_an_example(name: str) -> None:
+    # The examples themselves run in test_docstrings.py.
     doc = inspect.getdoc(getattr(datasets, name)) or ""
-    assert doc and "Example:" in doc
+    assert "Example:" in doc and "```python" in doc
     if inspect.isfunction(getattr(datasets, name)):
         assert "Args:" in doc and "Returns:" in doc
-    examples = _examples(name)
-    assert examples, f"{name} has no ```python example"
-    needs_data = any(
-        call in code for code in examples for call in ("load_fashion_mnist()", "lab_split()")
-    )
-    if needs_data and find_fashion_mnist() is None:
-        pytest.skip("example needs the installed Fashion-MNIST")
-    for code in examples:
-        exec(compile(code, f"<{name} docstring example>", "exec"), {"__name__": "__example__"})

@@ -7,14 +7,12 @@ so the three-backend CI matrix runs each once.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 import textwrap
 
-import keras
 import pytest
 
 COMMON = textwrap.dedent(
@@ -24,17 +22,7 @@ COMMON = textwrap.dedent(
     import numpy as np
     import transferkit as tk
 
-    def lab_cnn():
-        return keras.Sequential([
-            keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(8, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(16, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ])
+    from transferkit.models import lab_cnn
 
     rng = np.random.default_rng(0)
     x = rng.random((256, 28, 28, 1), dtype=np.float32)
@@ -121,18 +109,12 @@ def _check(result: dict[str, object]) -> None:
     assert result["accuracy_ok"] is True
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "jax" or importlib.util.find_spec("jax") is None,
-    reason="keras.distribution.DataParallel test runs in the JAX pass of the backend matrix",
-)
+@pytest.mark.backend("jax", reason="keras.distribution.DataParallel is JAX-only in Keras")
 def test_jax_data_parallel_two_devices() -> None:
     flags = "--xla_force_host_platform_device_count=2"
     _check(_run(JAX_SCRIPT, "jax", {"XLA_FLAGS": flags}))
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow",
-    reason="tf.distribute.MirroredStrategy test runs in the TensorFlow pass of the matrix",
-)
+@pytest.mark.backend("tensorflow", reason="tf.distribute.MirroredStrategy is TensorFlow's")
 def test_tensorflow_mirrored_strategy_two_devices() -> None:
     _check(_run(TF_SCRIPT, "tensorflow", {}))

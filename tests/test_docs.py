@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 RUNNABLE_PAGES = ["tutorial.md", *sorted(p.name for p in (DOCS / "guide").glob("*.md"))]
 NEEDS_FASHION_MNIST = {"tutorial.md"}
-API_MODULES = {"metrics", "timing", "datasets"}
+API_MODULES = {"metrics", "timing", "datasets", "models"}
 """Public modules documented whole (`::: transferkit.metrics`) next to the top-level names."""
 
 _FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)

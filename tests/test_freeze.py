@@ -184,7 +184,7 @@ def test_freezing_a_compiled_model_warns(lab_cnn):
         tk.freeze(lab_cnn, upto=4)
     assert len(rec) == 1
     assert rec[0].filename == __file__  # points at the caller, not at transferkit
-    with pytest.warns(tk.RecompileWarning, match="'sequential' was compiled"):
+    with pytest.warns(tk.RecompileWarning, match="'lab_cnn' was compiled"):
         tk.unfreeze(lab_cnn)
 
 
@@ -522,7 +522,7 @@ BAD_CALLS = [
     pytest.param(
         lambda m: tk.freeze(m, upto="conv2d_l"),
         ValueError,
-        r"No leaf layer named 'conv2d_l' in model 'sequential'\. Did you mean 'conv2d_1'",
+        r"No leaf layer named 'conv2d_l' in model 'lab_cnn'\. Did you mean 'conv2d_1'",
         id="freeze-misspelt-name",
     ),
     pytest.param(
@@ -540,7 +540,7 @@ BAD_CALLS = [
     pytest.param(
         lambda m: tk.freeze(m, upto=_foreign_layer()),
         ValueError,
-        r"layer 'foreign', which is not a layer of model 'sequential'",
+        r"layer 'foreign', which is not a layer of model 'lab_cnn'",
         id="freeze-foreign-layer",
     ),
     pytest.param(

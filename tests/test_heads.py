@@ -67,7 +67,7 @@ def test_replace_head_lab_cnn(lab_cnn):
 
     new = tk.replace_head(lab_cnn, 3)
 
-    assert new is not lab_cnn and new.name == "sequential_new_head"
+    assert new is not lab_cnn and new.name == "lab_cnn_new_head"
     assert new.output_shape == (None, 3)
     assert _paths(new) == [*LAB_PATHS[:6], "head_classifier"]
     assert leaf_flags(new) == [False] * 4 + [True] * 3  # flags carried over, head trainable
@@ -211,7 +211,7 @@ def test_feature_extractor_default_is_input_of_classifier(lab_cnn):
     lab_cnn.compile(optimizer="adam", loss="sparse_categorical_crossentropy")  # no warning
     flags, weights = flags_snapshot(lab_cnn), weights_snapshot(lab_cnn)
     extractor = tk.as_feature_extractor(lab_cnn)
-    assert extractor.name == "sequential_features"
+    assert extractor.name == "lab_cnn_features"
     assert _paths(extractor) == LAB_PATHS[:6]
     assert extractor.output_shape == (None, 128)
     assert extractor.trainable_weights == []
@@ -356,7 +356,7 @@ HEAD_ERRORS = [
     (
         lambda m: tk.replace_head(m, 3, cut=keras.layers.Dense(2, name="alien")),
         ValueError,
-        r"'alien', which is not a layer of model 'sequential'",
+        r"'alien', which is not a layer of model 'lab_cnn'",
     ),
     (
         lambda m: tk.replace_head(m, 3, hidden=(0,)),

@@ -43,9 +43,9 @@ def test_zoo_leaf_counts_and_no_input_layers(zoo_model):
     assert len({leaf.path for leaf in leaves}) == len(leaves)
 
 
-def test_mobilenet_backbone_is_walked_into(mobilenet_model):
-    backbone = mobilenet_model.get_layer(MOBILENET_NAME)
-    leaves = tk.leaf_layers(mobilenet_model)
+def test_mobilenet_backbone_is_walked_into(mobilenet_readonly):
+    backbone = mobilenet_readonly.get_layer(MOBILENET_NAME)
+    leaves = tk.leaf_layers(mobilenet_readonly)
     paths = [leaf.path for leaf in leaves]
     assert paths[0] == f"{MOBILENET_NAME}/Conv1"
     assert paths[-2:] == ["gap", "classifier"]
@@ -132,16 +132,16 @@ def test_resolve_boundary_layer_object(lab_cnn):
         assert resolve_boundary(lab_cnn, layer) == i + 1
 
 
-def test_resolve_boundary_nested(mobilenet_model):
-    backbone = mobilenet_model.get_layer(MOBILENET_NAME)
-    paths = [leaf.path for leaf in tk.leaf_layers(mobilenet_model)]
+def test_resolve_boundary_nested(mobilenet_readonly):
+    backbone = mobilenet_readonly.get_layer(MOBILENET_NAME)
+    paths = [leaf.path for leaf in tk.leaf_layers(mobilenet_readonly)]
     expected = paths.index(f"{MOBILENET_NAME}/block_13_expand") + 1
-    assert resolve_boundary(mobilenet_model, f"{MOBILENET_NAME}/block_13_expand") == expected
-    assert resolve_boundary(mobilenet_model, "block_13_expand") == expected
-    assert resolve_boundary(mobilenet_model, backbone.get_layer("block_13_expand")) == expected
+    assert resolve_boundary(mobilenet_readonly, f"{MOBILENET_NAME}/block_13_expand") == expected
+    assert resolve_boundary(mobilenet_readonly, "block_13_expand") == expected
+    assert resolve_boundary(mobilenet_readonly, backbone.get_layer("block_13_expand")) == expected
     # a nested model as the boundary covers all of its leaf layers
-    assert resolve_boundary(mobilenet_model, backbone) == 153
-    assert resolve_boundary(mobilenet_model, "gap") == 154
+    assert resolve_boundary(mobilenet_readonly, backbone) == 153
+    assert resolve_boundary(mobilenet_readonly, "gap") == 154
 
 
 def test_resolve_boundary_ambiguous_name_requires_path():

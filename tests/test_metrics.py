@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import re
 from collections.abc import Iterator
@@ -13,7 +12,6 @@ import keras
 import numpy as np
 import pytest
 
-from transferkit import metrics
 from transferkit.metrics import (
     HEADLINE_METRICS,
     ClassificationMetrics,
@@ -310,38 +308,3 @@ def test_evaluate_rejects_multi_output_model() -> None:
     model = keras.Model(inp, [keras.layers.Dense(2)(inp), keras.layers.Dense(2)(inp)])
     with pytest.raises(ValueError, match=r"`model` must have a single output"):
         evaluate(model, _GOOD_X, np.array([0, 1, 1, 0]))
-
-
-# --------------------------------------------------------------- docstring examples
-
-
-def _docstring_examples(module: Any) -> Iterator[tuple[str, str]]:
-    for name in module.__all__:
-        obj = getattr(module, name)
-        objs: list[tuple[str, Any]] = [(name, obj)]
-        if inspect.isclass(obj):
-            for attr, member in vars(obj).items():
-                if isinstance(member, (classmethod, staticmethod)):
-                    member = member.__func__
-                elif isinstance(member, property):
-                    member = member.fget
-                if callable(member) and not attr.startswith("_"):
-                    objs.append((f"{name}.{attr}", member))
-        for qual, o in objs:
-            for i, block in enumerate(
-                re.findall(r"```python\n(.*?)```", inspect.getdoc(o) or "", re.S)
-            ):
-                yield f"{qual}[{i}]", block
-
-
-_EXAMPLES = list(_docstring_examples(metrics))
-
-
-def test_every_public_name_has_an_example() -> None:
-    documented = {qual.split("[")[0].split(".")[0] for qual, _ in _EXAMPLES}
-    assert documented >= {n for n in metrics.__all__ if n != "HEADLINE_METRICS"}
-
-
-@pytest.mark.parametrize(("qual", "code"), _EXAMPLES, ids=[q for q, _ in _EXAMPLES])
-def test_docstring_example_runs(qual: str, code: str, capsys: pytest.CaptureFixture[str]) -> None:
-    exec(compile(code, f"<docstring {qual}>", "exec"), {})

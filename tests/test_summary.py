@@ -27,7 +27,7 @@ def test_lab_cnn_rows(lab_cnn):
     tk.freeze(lab_cnn, upto=4)
     summary = tk.trainable_summary(lab_cnn)
     assert isinstance(summary, tk.TrainableSummary)
-    assert summary.model_name == "sequential"
+    assert summary.model_name == "lab_cnn"
     assert len(summary) == 7
     assert all(isinstance(row, tk.LayerInfo) for row in summary.layers)
     rows = summary.to_list()
@@ -42,7 +42,7 @@ def test_lab_cnn_table(lab_cnn):
     tk.freeze(lab_cnn, upto=4)
     assert str(tk.trainable_summary(lab_cnn)) == "\n".join(
         [
-            "Model 'sequential'",
+            "Model 'lab_cnn'",
             "#  path             type           params  trainable",
             "-  ---------------  ------------  -------  ---------",
             "0  conv2d           Conv2D            320  no",

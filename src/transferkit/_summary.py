@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ._freeze import _count
 from ._layers import leaf_layers
+from .timing import count_params
 from .types import Model
 
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One row of a `TrainableSummary`.
+    """One row of a `TrainableSummary` (see `trainable_summary`).
 
     Attributes:
         index: Position among the leaf layers in execution order.
@@ -32,6 +32,8 @@ class LayerInfo:
 @dataclass(frozen=True)
 class TrainableSummary:
     """Every leaf layer of a model with its trainable flag; prints as a table.
+
+    Returned by `trainable_summary`, whose example shows it.
 
     Attributes:
         model_name: The model's name.
@@ -87,7 +89,7 @@ def trainable_summary(model: Model) -> TrainableSummary:
     Does not mutate `model`.
 
     Args:
-        model: A built `keras.Model`.
+        model: `keras.Model`. A built model.
 
     Returns:
         A `TrainableSummary`; `print` it for a table, `.to_list()` for dicts.
@@ -97,6 +99,7 @@ def trainable_summary(model: Model) -> TrainableSummary:
         ValueError: If the model is not built.
 
     Example:
+
     ```python
     import keras
     from transferkit import freeze, trainable_summary
@@ -104,8 +107,9 @@ def trainable_summary(model: Model) -> TrainableSummary:
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
     freeze(model, upto=1)
     summary = trainable_summary(model)
-    assert [row["trainable"] for row in summary.to_list()] == [False, True]
     print(summary)
+    assert [row["trainable"] for row in summary.to_list()] == [False, True]
+    assert (summary.frozen_params, summary.trainable_params) == (15, 8)
     ```
     """
     rows = tuple(
@@ -113,7 +117,7 @@ def trainable_summary(model: Model) -> TrainableSummary:
             index=leaf.index,
             path=leaf.path,
             type=type(leaf.layer).__name__,
-            params=_count(leaf.layer.weights),
+            params=count_params(leaf.layer)[1],
             trainable=bool(leaf.layer.trainable),
         )
         for leaf in leaf_layers(model)

@@ -1,15 +1,7 @@
-"""Wall-clock timing of training and inference.
-
-`Timer` is a small `time.perf_counter` stopwatch, `EpochTimer` a Keras callback that
-records per-epoch training time, `measure_inference` benchmarks prediction throughput and
-`count_params` counts trainable and total parameters, and `machine_info` describes the machine
-a measurement ran on.
-"""
+"""Wall-clock timing of training and inference, and the machine a measurement ran on."""
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +11,10 @@ from typing import Any
 import keras
 import numpy as np
 
+from . import _serial
+from ._machine import MachineInfo as MachineInfo
+from ._machine import machine_info as machine_info
+from ._validate import check_positive_int
 from .types import Model
 
 __all__ = [
@@ -36,9 +32,8 @@ __all__ = [
 class Timer:
     """A wall-clock stopwatch based on `time.perf_counter`.
 
-    Use it as a context manager, or call `start()` and `stop()` explicitly. `seconds` is the
-    elapsed time: final after the timer stops, the time so far while it runs, `0.0` before
-    it first starts.
+    Use it as a context manager, or call `start()` and `stop()`. `seconds` is final once the
+    timer stops, the time so far while it runs, `0.0` before it first starts.
 
     Example:
 
@@ -47,12 +42,7 @@ class Timer:
 
     with Timer() as t:
         sum(range(10_000))
-    assert t.seconds > 0.0
-
-    t2 = Timer().start()
-    sum(range(10_000))
-    elapsed = t2.stop()
-    assert elapsed == t2.seconds > 0.0
+    assert t.seconds > 0.0 and not t.running
     ```
     """
 
@@ -74,43 +64,14 @@ class Timer:
         return self._elapsed
 
     def start(self) -> Timer:
-        """Starts (or restarts from zero) the timer.
-
-        Returns:
-            The timer itself, so that `t = Timer().start()` works.
-
-        Example:
-
-        ```python
-        from transferkit.timing import Timer
-
-        t = Timer().start()
-        assert t.running
-        ```
-        """
+        """Starts (or restarts from zero) the timer; returns the timer."""
         self._elapsed = 0.0
         self._start = time.perf_counter()
         self._running = True
         return self
 
     def stop(self) -> float:
-        """Stops the timer.
-
-        Returns:
-            The elapsed seconds since `start()`.
-
-        Raises:
-            RuntimeError: If the timer is not running.
-
-        Example:
-
-        ```python
-        from transferkit.timing import Timer
-
-        t = Timer().start()
-        assert t.stop() >= 0.0 and not t.running
-        ```
-        """
+        """Stops the timer and returns the elapsed seconds; raises if it is not running."""
         if not self._running or self._start is None:
             raise RuntimeError(
                 "`Timer.stop()` was called on a timer that is not running. "
@@ -140,26 +101,21 @@ class Timer:
 class TrainingTiming:
     """Wall-clock cost of one training run.
 
-    Args:
-        total_seconds: Total wall time of `fit`, from train begin to train end.
+    Attributes:
+        total_seconds: Wall time of `fit`, from train begin to train end.
         epoch_seconds: Wall time of each epoch (including its validation pass).
-        samples_per_second: Training samples processed per second of epoch time, or `None`
-            when the number of samples is unknown.
-        trainable_params: Number of trainable parameters during the run.
-        total_params: Total number of parameters.
+        samples_per_second: Training samples per second of epoch time; `None` when the
+            number of samples is unknown.
+        trainable_params: Trainable parameters during the run.
+        total_params: All parameters.
 
     Example:
 
     ```python
     from transferkit.timing import TrainingTiming
 
-    t = TrainingTiming(
-        total_seconds=3.5,
-        epoch_seconds=(1.0, 2.0),
-        samples_per_second=100.0,
-        trainable_params=10,
-        total_params=50,
-    )
+    t = TrainingTiming(3.5, epoch_seconds=(1.0, 2.0), samples_per_second=None,
+                       trainable_params=10, total_params=50)
     assert t.seconds_per_epoch == 1.5
     assert TrainingTiming.from_dict(t.to_dict()) == t
     ```
@@ -184,93 +140,28 @@ class TrainingTiming:
         return float(sum(self.epoch_seconds) / len(self.epoch_seconds))
 
     def to_dict(self) -> dict[str, Any]:
-        """Returns the timing as a dict of plain, JSON-serialisable Python types.
-
-        Returns:
-            A dict with one key per field (`epoch_seconds` as a list).
-
-        Example:
-
-        ```python
-        import json
-
-        from transferkit.timing import TrainingTiming
-
-        t = TrainingTiming(1.0, (0.5,), None, 3, 4)
-        assert TrainingTiming.from_dict(json.loads(json.dumps(t.to_dict()))) == t
-        ```
-        """
-        return {
-            "total_seconds": self.total_seconds,
-            "epoch_seconds": list(self.epoch_seconds),
-            "samples_per_second": self.samples_per_second,
-            "trainable_params": self.trainable_params,
-            "total_params": self.total_params,
-        }
+        """The timing as a JSON-ready dict (`epoch_seconds` as a list)."""
+        return _serial.to_dict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainingTiming:
-        """Rebuilds a `TrainingTiming` from the output of `to_dict`.
-
-        Args:
-            d: Mapping. A dict as produced by `TrainingTiming.to_dict`.
-
-        Returns:
-            The equal `TrainingTiming`.
-
-        Raises:
-            ValueError: If a key is missing.
-
-        Example:
-
-        ```python
-        from transferkit.timing import TrainingTiming
-
-        d = {
-            "total_seconds": 2.0,
-            "epoch_seconds": [1.0, 1.0],
-            "samples_per_second": None,
-            "trainable_params": 1,
-            "total_params": 2,
-        }
-        assert TrainingTiming.from_dict(d).num_epochs == 2
-        ```
-        """
-        _require_keys(
-            d,
-            (
-                "total_seconds",
-                "epoch_seconds",
-                "samples_per_second",
-                "trainable_params",
-                "total_params",
-            ),
-            "d",
-        )
-        sps = d["samples_per_second"]
-        return cls(
-            total_seconds=float(d["total_seconds"]),
-            epoch_seconds=tuple(float(s) for s in d["epoch_seconds"]),
-            samples_per_second=None if sps is None else float(sps),
-            trainable_params=int(d["trainable_params"]),
-            total_params=int(d["total_params"]),
-        )
+        """Rebuilds a `TrainingTiming` from the output of `to_dict`."""
+        return _serial.from_dict(cls, d)
 
 
 class EpochTimer(keras.callbacks.Callback):  # type: ignore[misc]
     """Keras callback recording the wall time of each epoch and of the whole `fit`.
 
-    State is reset at the start of every `fit`, so one instance can be reused; after `fit`
-    returns, `epoch_seconds`, `train_seconds` and `samples_per_second` describe that run,
-    and `to_timing()` packs them into a `TrainingTiming`.
+    State is reset at the start of every `fit`, so one instance can be reused; after `fit`,
+    `epoch_seconds`, `train_seconds` and `samples_per_second` describe that run.
 
     Args:
-        num_samples: Integer. Number of training samples per epoch, used for
-            `samples_per_second`. Defaults to `None`, meaning `samples_per_second` is
-            `None` (Keras' step count times batch size is not a reliable sample count).
+        num_samples: int. Training samples per epoch, for `samples_per_second` (Keras' step
+            count times batch size is not a reliable sample count). Defaults to `None`
+            (`samples_per_second` is `None`).
 
     Raises:
-        ValueError: If `num_samples` is not a positive integer.
+        ValueError: If `num_samples` is not a positive int.
 
     Example:
 
@@ -286,22 +177,16 @@ class EpochTimer(keras.callbacks.Callback):  # type: ignore[misc]
     y = np.zeros((16,), dtype="int64")
     timer = EpochTimer(num_samples=len(x))
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[timer])
-    assert len(timer.epoch_seconds) == 2
+    assert timer.to_timing().num_epochs == 2
     assert sum(timer.epoch_seconds) <= timer.train_seconds
-    print(timer.to_timing())
     ```
     """
 
     def __init__(self, num_samples: int | None = None) -> None:
         super().__init__()
-        if num_samples is not None and (
-            isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1
-        ):
-            raise ValueError(
-                "`num_samples` must be a positive integer or None. "
-                f"Received: num_samples={num_samples!r}"
-            )
-        self.num_samples: int | None = num_samples
+        self.num_samples: int | None = (
+            None if num_samples is None else check_positive_int(num_samples, "num_samples")
+        )
         self.epoch_seconds: list[float] = []
         self.train_seconds: float = 0.0
         self.trainable_params: int = 0
@@ -346,20 +231,7 @@ class EpochTimer(keras.callbacks.Callback):  # type: ignore[misc]
             self._train_start = None
 
     def to_timing(self) -> TrainingTiming:
-        """Returns the recorded times as a frozen `TrainingTiming`.
-
-        Returns:
-            A `TrainingTiming` for the last (or current) `fit`.
-
-        Example:
-
-        ```python
-        from transferkit.timing import EpochTimer
-
-        timing = EpochTimer().to_timing()  # nothing recorded yet
-        assert timing.epoch_seconds == () and timing.samples_per_second is None
-        ```
-        """
+        """The times recorded for the last (or current) `fit` as a `TrainingTiming`."""
         return TrainingTiming(
             total_seconds=float(self.train_seconds),
             epoch_seconds=tuple(float(s) for s in self.epoch_seconds),
@@ -373,9 +245,9 @@ class EpochTimer(keras.callbacks.Callback):  # type: ignore[misc]
 class InferenceTiming:
     """Result of `measure_inference`: best-of-N prediction time over a dataset.
 
-    Args:
+    Attributes:
         batch_size: Batch size used for prediction.
-        num_samples: Number of samples predicted per run.
+        num_samples: Samples predicted per run.
         seconds: Wall time of the fastest run over all samples.
         latency_ms_per_batch: Mean milliseconds per batch in the fastest run.
         samples_per_second: Throughput of the fastest run.
@@ -385,13 +257,8 @@ class InferenceTiming:
     ```python
     from transferkit.timing import InferenceTiming
 
-    t = InferenceTiming(
-        batch_size=32,
-        num_samples=64,
-        seconds=0.5,
-        latency_ms_per_batch=250.0,
-        samples_per_second=128.0,
-    )
+    t = InferenceTiming(32, num_samples=64, seconds=0.5, latency_ms_per_batch=250.0,
+                        samples_per_second=128.0)
     assert InferenceTiming.from_dict(t.to_dict()) == t
     ```
     """
@@ -403,64 +270,13 @@ class InferenceTiming:
     samples_per_second: float
 
     def to_dict(self) -> dict[str, Any]:
-        """Returns the timing as a dict of plain, JSON-serialisable Python types.
-
-        Returns:
-            A dict with one key per field.
-
-        Example:
-
-        ```python
-        import json
-
-        from transferkit.timing import InferenceTiming
-
-        t = InferenceTiming(8, 8, 0.01, 10.0, 800.0)
-        assert json.loads(json.dumps(t.to_dict()))["batch_size"] == 8
-        ```
-        """
-        return {
-            "batch_size": self.batch_size,
-            "num_samples": self.num_samples,
-            "seconds": self.seconds,
-            "latency_ms_per_batch": self.latency_ms_per_batch,
-            "samples_per_second": self.samples_per_second,
-        }
+        """The timing as a JSON-ready dict."""
+        return _serial.to_dict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> InferenceTiming:
-        """Rebuilds an `InferenceTiming` from the output of `to_dict`.
-
-        Args:
-            d: Mapping. A dict as produced by `InferenceTiming.to_dict`.
-
-        Returns:
-            The equal `InferenceTiming`.
-
-        Raises:
-            ValueError: If a key is missing.
-
-        Example:
-
-        ```python
-        from transferkit.timing import InferenceTiming
-
-        t = InferenceTiming(4, 4, 0.002, 2.0, 2000.0)
-        assert InferenceTiming.from_dict(t.to_dict()) == t
-        ```
-        """
-        _require_keys(
-            d,
-            ("batch_size", "num_samples", "seconds", "latency_ms_per_batch", "samples_per_second"),
-            "d",
-        )
-        return cls(
-            batch_size=int(d["batch_size"]),
-            num_samples=int(d["num_samples"]),
-            seconds=float(d["seconds"]),
-            latency_ms_per_batch=float(d["latency_ms_per_batch"]),
-            samples_per_second=float(d["samples_per_second"]),
-        )
+        """Rebuilds an `InferenceTiming` from the output of `to_dict`."""
+        return _serial.from_dict(cls, d)
 
 
 def measure_inference(
@@ -473,23 +289,22 @@ def measure_inference(
 ) -> InferenceTiming:
     """Measures prediction time of `model` over `x`, reporting the best of several runs.
 
-    Each run calls `model.predict_on_batch` on consecutive batches of `x` (outputs are
-    NumPy arrays, so every batch is fully computed before the next starts). `warmup` untimed
-    runs come first, so that tracing/compilation is excluded; the fastest of the `repeats`
-    timed runs is reported.
+    Each run calls `model.predict_on_batch` on consecutive batches of `x` (NumPy outputs, so
+    each batch is computed before the next starts). `warmup` untimed runs come first, so
+    tracing and compilation are excluded. Does not change `model`.
 
     Args:
         model: `keras.Model`. The model to time.
         x: NumPy array, or a list/dict of arrays for multi-input models. The inputs.
-        batch_size: Integer. Samples per batch. Defaults to `256`.
-        repeats: Integer. Number of timed runs; the minimum is reported. Defaults to `3`.
-        warmup: Integer. Number of untimed runs before timing. Defaults to `1`.
+        batch_size: int. Samples per batch. Defaults to `256`.
+        repeats: int. Timed runs; the fastest is reported. Defaults to `3`.
+        warmup: int. Untimed runs before timing. Defaults to `1`.
 
     Returns:
         An `InferenceTiming`.
 
     Raises:
-        ValueError: If `batch_size` or `repeats` is smaller than 1, `warmup` is negative,
+        ValueError: If `batch_size` or `repeats` is not a positive int, `warmup` is negative,
             or `x` is empty or its arrays have different lengths.
 
     Example:
@@ -506,9 +321,9 @@ def measure_inference(
     assert t.num_samples == 10 and t.samples_per_second > 0
     ```
     """
-    _check_positive_int(batch_size, "batch_size", minimum=1)
-    _check_positive_int(repeats, "repeats", minimum=1)
-    _check_positive_int(warmup, "warmup", minimum=0)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    repeats = check_positive_int(repeats, "repeats")
+    warmup = check_positive_int(warmup, "warmup", allow_zero=True)
     leaves = keras.tree.flatten(x)
     if not leaves:
         raise ValueError("`x` must contain at least one input array. Received: an empty structure")
@@ -546,10 +361,10 @@ def count_params(model: Model) -> tuple[int, int]:
     """Counts the trainable and total parameters of a model.
 
     Args:
-        model: `keras.Model` or layer. Must be built (unbuilt models have no weights).
+        model: `keras.Model` or layer. An unbuilt one has no weights yet: `(0, 0)`.
 
     Returns:
-        A tuple `(trainable, total)` of parameter counts.
+        `(trainable, total)`.
 
     Example:
 
@@ -569,142 +384,5 @@ def count_params(model: Model) -> tuple[int, int]:
     return int(trainable), int(total)
 
 
-@dataclass(frozen=True)
-class MachineInfo:
-    """What a measurement ran on: CPU, cores, memory and the software stack.
-
-    Attributes:
-        cpu: CPU model name (from `/proc/cpuinfo` where available).
-        cores: CPU cores this process may use.
-        memory_gib: Total physical memory in GiB (`nan` where unknown).
-        gpus: Accelerators the Keras backend sees (empty on a CPU-only machine).
-        system: Operating system and machine architecture.
-        python: Python version.
-        keras: Keras version.
-        backend: Keras backend name.
-        backend_version: Version of the backend's framework.
-
-    Example:
-
-    ```python
-    from transferkit.timing import MachineInfo
-
-    info = MachineInfo("AMD EPYC", 2, 23.5, (), "Linux x86_64", "3.11.7", "3.15.1",
-                       "tensorflow", "2.21.0")
-    assert str(info).startswith("AMD EPYC, 2 cores, 24 GiB RAM, no GPU")
-    assert info.to_dict()["gpus"] == []
-    ```
-    """
-
-    cpu: str
-    cores: int
-    memory_gib: float
-    gpus: tuple[str, ...]
-    system: str
-    python: str
-    keras: str
-    backend: str
-    backend_version: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict."""
-        return {**self.__dict__, "gpus": list(self.gpus)}
-
-    def __str__(self) -> str:
-        gpus = ", ".join(self.gpus) if self.gpus else "no GPU"
-        return (
-            f"{self.cpu}, {self.cores} cores, {self.memory_gib:.0f} GiB RAM, {gpus}; "
-            f"{self.system}; Python {self.python}, Keras {self.keras}, "
-            f"{self.backend} {self.backend_version}"
-        )
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def _memory_gib() -> float:
-    try:
-        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) / 1024**3
-    except (ValueError, OSError, AttributeError):
-        return float("nan")
-
-
-def _backend_devices(backend: str) -> tuple[str, tuple[str, ...]]:
-    """The backend framework's version and its accelerators (imports only that framework)."""
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tuple(d.name for d in tf.config.list_physical_devices("GPU"))
-        return str(tf.__version__), gpus
-    if backend == "jax":
-        import jax
-
-        return str(jax.__version__), tuple(str(d) for d in jax.devices() if d.platform != "cpu")
-    if backend == "torch":
-        import torch
-
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        return str(torch.__version__), tuple(torch.cuda.get_device_name(i) for i in range(n))
-    return "unknown", ()
-
-
-def machine_info() -> MachineInfo:
-    """Describes this machine and software stack, for the record next to a measurement.
-
-    Reads `/proc/cpuinfo` and the backend framework Keras runs on (it imports only that
-    framework). Nothing is changed.
-
-    Returns:
-        A `MachineInfo`; `str()` gives a one-line description.
-
-    Example:
-
-    ```python
-    from transferkit.timing import machine_info
-
-    info = machine_info()
-    assert info.cores >= 1 and info.backend in str(info)
-    ```
-    """
-    backend = str(keras.backend.backend())
-    version, gpus = _backend_devices(backend)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return MachineInfo(
-        cpu=_cpu_name(),
-        cores=int(cores or 1),
-        memory_gib=_memory_gib(),
-        gpus=gpus,
-        system=f"{platform.system()} {platform.machine()}",
-        python=platform.python_version(),
-        keras=str(keras.__version__),
-        backend=backend,
-        backend_version=version,
-    )
-
-
 def _slice(x: Any, start: int, stop: int) -> Any:
     return keras.tree.map_structure(lambda a: a[start:stop], x)
-
-
-def _check_positive_int(value: int, arg: str, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{arg}` must be an integer >= {minimum}. Received: {arg}={value!r}")
-
-
-def _require_keys(d: Mapping[str, Any], keys: tuple[str, ...], arg: str) -> None:
-    if not isinstance(d, Mapping):
-        raise ValueError(f"`{arg}` must be a dict. Received: {type(d).__name__}")
-    missing = [k for k in keys if k not in d]
-    if missing:
-        raise ValueError(
-            f"`{arg}` is missing keys {missing}. Expected the output of `to_dict()`. "
-            f"Received keys: {sorted(d)}"
-        )

@@ -14,15 +14,15 @@ from ._fashion_mnist import DatasetError as DatasetError
 from ._fashion_mnist import DatasetNotFoundError as DatasetNotFoundError
 from ._fashion_mnist import find_fashion_mnist as find_fashion_mnist
 from ._fashion_mnist import load_fashion_mnist as load_fashion_mnist
-from ._preprocess import Split as Split
-from ._preprocess import augmentation as augmentation
-from ._preprocess import lab_split as lab_split
-from ._preprocess import normalize as normalize
-from ._preprocess import resize_images as resize_images
-from ._preprocess import stratified_subsample as stratified_subsample
-from ._preprocess import subset_classes as subset_classes
-from ._preprocess import to_float_images as to_float_images
-from ._preprocess import train_val_test_split as train_val_test_split
+from ._images import augmentation as augmentation
+from ._images import normalize as normalize
+from ._images import resize_images as resize_images
+from ._images import to_float_images as to_float_images
+from ._splits import Split as Split
+from ._splits import lab_split as lab_split
+from ._splits import stratified_subsample as stratified_subsample
+from ._splits import subset_classes as subset_classes
+from ._splits import train_val_test_split as train_val_test_split
 
 __all__ = [
     "FASHION_MNIST_CLASSES",

@@ -1,9 +1,7 @@
-"""Offline-first loader for the Fashion-MNIST dataset.
+"""Offline-first Fashion-MNIST loader: files on disk first, a download only as a last resort.
 
-The four IDX files (``train-images-idx3-ubyte.gz`` and friends) are looked up on disk before
-anything is downloaded, so the loader works on machines without internet access as long as
-the Debian/Ubuntu package ``dataset-fashion-mnist`` is installed, the files sit in the Keras
-cache, or ``$TRANSFERKIT_DATA_DIR`` points at them.
+It works without internet access when the Debian/Ubuntu package `dataset-fashion-mnist` is
+installed, the files sit in the Keras cache, or `$TRANSFERKIT_DATA_DIR` points at them.
 """
 
 from __future__ import annotations
@@ -17,6 +15,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+
+from .._validate import is_int
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -77,75 +77,62 @@ class DatasetError(Exception):
     """Base class of the errors raised when a dataset cannot be found or read.
 
     Example:
-        ```python
-        from transferkit.datasets import (
-            DatasetCorruptError,
-            DatasetError,
-            DatasetNotFoundError,
-        )
 
-        assert issubclass(DatasetNotFoundError, DatasetError)
-        assert issubclass(DatasetNotFoundError, FileNotFoundError)
-        assert issubclass(DatasetCorruptError, ValueError)
-        ```
+    ```python
+    from transferkit.datasets import DatasetCorruptError, DatasetError, DatasetNotFoundError
+
+    assert issubclass(DatasetNotFoundError, (DatasetError, FileNotFoundError))
+    assert issubclass(DatasetCorruptError, (DatasetError, ValueError))
+    ```
     """
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """The dataset files are in none of the searched directories and could not be downloaded.
+    """No searched directory holds the dataset files and they could not be downloaded.
 
-    The message lists every directory that was searched and how to fix the problem.
+    The message lists every directory searched and how to fix it.
 
     Example:
-        ```python
-        import tempfile
 
-        from transferkit.datasets import DatasetNotFoundError, load_fashion_mnist
+    ```python
+    from transferkit.datasets import DatasetNotFoundError, load_fashion_mnist
 
-        with tempfile.TemporaryDirectory() as empty_dir:
-            try:
-                load_fashion_mnist(empty_dir)
-            except DatasetNotFoundError as error:
-                assert "apt-get install dataset-fashion-mnist" in str(error)
-        ```
+    try:
+        load_fashion_mnist("/no/such/directory")
+    except DatasetNotFoundError as error:
+        message = str(error)
+    assert "/no/such/directory (`path=` argument): directory does not exist" in message
+    ```
     """
 
 
 class DatasetCorruptError(DatasetError, ValueError):
-    """A dataset file exists but is truncated, has the wrong format or has invalid content.
+    """A dataset file is truncated, has the wrong format or invalid content.
 
     Example:
-        ```python
-        import tempfile
-        from pathlib import Path
 
-        from transferkit.datasets import DatasetCorruptError, load_fashion_mnist
+    ```python
+    import tempfile
+    from pathlib import Path
+    from transferkit.datasets import DatasetCorruptError, load_fashion_mnist
 
-        names = [
-            "train-images-idx3-ubyte.gz",
-            "train-labels-idx1-ubyte.gz",
-            "t10k-images-idx3-ubyte.gz",
-            "t10k-labels-idx1-ubyte.gz",
-        ]
-        with tempfile.TemporaryDirectory() as bad_dir:
-            for name in names:
-                Path(bad_dir, name).write_bytes(b"not a gzip file")
-            try:
-                load_fashion_mnist(bad_dir)
-            except DatasetCorruptError as error:
-                assert "train-images-idx3-ubyte.gz" in str(error)
-        ```
+    with tempfile.TemporaryDirectory() as bad_dir:
+        for name in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3",
+                     "t10k-labels-idx1"):
+            Path(bad_dir, f"{name}-ubyte.gz").write_bytes(b"not gzip")
+        errors = []
+        try:
+            load_fashion_mnist(bad_dir)
+        except DatasetCorruptError as error:  # also a ValueError
+            errors.append(error)
+    assert len(errors) == 1 and "Cannot decompress" in str(errors[0])
+    ```
     """
 
 
 class _Candidate(NamedTuple):
     directory: Path
     origin: str
-
-
-def _keras_cache_dir() -> Path:
-    keras_home = os.environ.get("KERAS_HOME") or os.path.join("~", ".keras")
-    return Path(keras_home).expanduser() / "datasets" / "fashion-mnist"
 
 
 def _candidates(path: str | os.PathLike[str] | None) -> list[_Candidate]:
@@ -155,7 +142,8 @@ def _candidates(path: str | os.PathLike[str] | None) -> list[_Candidate]:
     env_dir = os.environ.get(ENV_VAR)
     if env_dir:
         candidates.append(_Candidate(Path(env_dir).expanduser(), f"${ENV_VAR}"))
-    candidates.append(_Candidate(_keras_cache_dir(), "Keras cache"))
+    keras_home = Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser()
+    candidates.append(_Candidate(keras_home / "datasets" / "fashion-mnist", "Keras cache"))
     candidates.append(_Candidate(SYSTEM_DIR, "system package dataset-fashion-mnist"))
     return candidates
 
@@ -186,29 +174,27 @@ def _not_found_message(candidates: list[_Candidate], extra: str = "") -> str:
 
 
 def find_fashion_mnist(path: str | os.PathLike[str] | None = None) -> Path | None:
-    """Return the directory `load_fashion_mnist` would read the Fashion-MNIST files from.
+    """The directory `load_fashion_mnist` would read the files from, or `None`.
 
-    The search order is: the explicit `path`, `$TRANSFERKIT_DATA_DIR`, the Keras cache
-    (`$KERAS_HOME/datasets/fashion-mnist`, `KERAS_HOME` defaulting to `~/.keras`) and finally
-    `/usr/share/datasets/fashion-mnist` (Debian/Ubuntu package `dataset-fashion-mnist`). A
-    directory qualifies when it holds all four `.gz` files; their content is not checked here.
-    When `path` is given, only `path` is considered.
+    The search order is `load_fashion_mnist`'s. A directory qualifies when it holds the four
+    `.gz` files; their content is not checked. With `path`, only `path` is considered.
 
     Args:
         path: str or Path. A directory holding the four Fashion-MNIST `.gz` files. Defaults to
-            `None` (search the standard locations).
+            `None` (the standard locations).
 
     Returns:
-        The absolute directory holding all four files, or `None` when no searched directory
-        holds them (`load_fashion_mnist` would then download or fail).
+        The absolute directory, or `None` (`load_fashion_mnist` would download or fail).
 
     Example:
-        ```python
-        from transferkit.datasets import find_fashion_mnist
 
-        directory = find_fashion_mnist()
-        print(directory)  # e.g. /usr/share/datasets/fashion-mnist, or None
-        ```
+    ```python
+    import tempfile
+    from transferkit.datasets import find_fashion_mnist
+
+    with tempfile.TemporaryDirectory() as empty_dir:
+        assert find_fashion_mnist(empty_dir) is None
+    ```
     """
     for candidate in _candidates(path):
         if not _missing_files(candidate.directory):
@@ -227,9 +213,10 @@ def _read_gz(file: Path) -> bytes:
         ) from error
 
 
-def _parse_idx(file: Path, *, magic: int, ndim: int) -> npt.NDArray[np.uint8]:
+def _parse_idx(file: Path, *, magic: int) -> npt.NDArray[np.uint8]:
     """Parse one gzip-compressed IDX file holding unsigned bytes."""
     data = _read_gz(file)
+    ndim = 1 if magic == _LABELS_MAGIC else 3
     header_size = 4 * (1 + ndim)
     kind = "labels" if magic == _LABELS_MAGIC else "images"
     if len(data) < header_size:
@@ -266,49 +253,31 @@ def _validate(
     expected_count: int | None,
     source: str,
 ) -> None:
-    if images.ndim != 3 or images.shape[1:] != _IMAGE_SHAPE:
-        raise DatasetCorruptError(
-            f"Fashion-MNIST {split} images from {source} have shape {images.shape}; expected "
-            f"(n, 28, 28). Delete the file and reinstall or re-download it."
-        )
-    if labels.ndim != 1:
-        raise DatasetCorruptError(
-            f"Fashion-MNIST {split} labels from {source} have shape {labels.shape}; expected "
-            "(n,). Delete the file and reinstall or re-download it."
-        )
-    if images.shape[0] != labels.shape[0]:
-        raise DatasetCorruptError(
-            f"Fashion-MNIST {split} set from {source} has {images.shape[0]} images but "
-            f"{labels.shape[0]} labels; the counts must match. One of the files is from a "
-            "different dataset or is corrupt."
-        )
-    if expected_count is not None and images.shape[0] != expected_count:
-        raise DatasetCorruptError(
-            f"Fashion-MNIST {split} set from {source} has {images.shape[0]} samples; expected "
-            f"{expected_count}. The files are from a different dataset or are corrupt."
-        )
-    if labels.size and int(labels.max()) >= _NUM_CLASSES:
-        raise DatasetCorruptError(
-            f"Fashion-MNIST {split} labels from {source} must lie in 0..{_NUM_CLASSES - 1}; "
-            f"received a maximum label of {int(labels.max())}. The labels file is corrupt."
-        )
+    n, top = images.shape[0], int(labels.max()) if labels.size else 0
+    problems = (
+        (images.shape[1:] != _IMAGE_SHAPE, f"images of shape {images.shape}; expected (n, 28, 28)"),
+        (labels.ndim != 1, f"labels of shape {labels.shape}; expected (n,)"),
+        (n != labels.shape[0], f"{n} images but {labels.shape[0]} labels; the counts must match"),
+        (expected_count not in (None, n), f"{n} samples; expected {expected_count}"),
+        (top >= _NUM_CLASSES, f"labels in 0..9; received a maximum label of {top}"),
+    )
+    for failed, problem in problems:
+        if failed:
+            raise DatasetCorruptError(
+                f"Fashion-MNIST {split} set from {source} has {problem}. The files are corrupt "
+                "or from another dataset: delete them and reinstall or re-download them."
+            )
 
 
 def _check_expected_counts(expected_counts: tuple[int, int] | None) -> None:
-    if expected_counts is None:
-        return
-    ok = (
+    if expected_counts is not None and not (
         isinstance(expected_counts, tuple)
         and len(expected_counts) == 2
-        and all(
-            isinstance(count, int) and not isinstance(count, bool) and count >= 0
-            for count in expected_counts
-        )
-    )
-    if not ok:
+        and all(is_int(count) and count >= 0 for count in expected_counts)
+    ):
         raise ValueError(
-            "`expected_counts` must be a pair of non-negative ints (train, test) or None; "
-            f"received {expected_counts!r}. Use the default (60000, 10000) for Fashion-MNIST."
+            "`expected_counts` must be a pair of non-negative ints (train, test) or None. "
+            f"Received: expected_counts={expected_counts!r}. Fashion-MNIST has (60000, 10000)."
         )
 
 
@@ -320,14 +289,18 @@ def _load_directory(
 ) -> _Arrays:
     """Parse and validate the four files of `directory` (cached; `signature` holds file stats)."""
     del signature  # Only part of the cache key: a rewritten file invalidates the entry.
-    x_train = _parse_idx(directory / _TRAIN_IMAGES, magic=_IMAGES_MAGIC, ndim=3)
-    y_train = _parse_idx(directory / _TRAIN_LABELS, magic=_LABELS_MAGIC, ndim=1)
-    x_test = _parse_idx(directory / _TEST_IMAGES, magic=_IMAGES_MAGIC, ndim=3)
-    y_test = _parse_idx(directory / _TEST_LABELS, magic=_LABELS_MAGIC, ndim=1)
-    train_count, test_count = expected_counts if expected_counts is not None else (None, None)
-    _validate(x_train, y_train, split="train", expected_count=train_count, source=str(directory))
-    _validate(x_test, y_test, split="test", expected_count=test_count, source=str(directory))
-    return (x_train, y_train), (x_test, y_test)
+    x_train, y_train, x_test, y_test = (
+        _parse_idx(directory / name, magic=_LABELS_MAGIC if "labels" in name else _IMAGES_MAGIC)
+        for name in _FILES
+    )
+    return _validated(((x_train, y_train), (x_test, y_test)), expected_counts, str(directory))
+
+
+def _validated(arrays: _Arrays, expected_counts: tuple[int, int] | None, source: str) -> _Arrays:
+    counts = expected_counts or (None, None)
+    for split, (images, labels), count in zip(("train", "test"), arrays, counts, strict=True):
+        _validate(images, labels, split=split, expected_count=count, source=source)
+    return arrays
 
 
 def _file_signature(directory: Path) -> tuple[tuple[int, int], ...]:
@@ -351,16 +324,11 @@ def _download(candidates: list[_Candidate], expected_counts: tuple[int, int] | N
             f"{type(error).__name__}: {error}"
         )
         raise DatasetNotFoundError(_not_found_message(candidates, extra)) from error
-    (x_train, y_train), (x_test, y_test) = loaded
-    arrays: _Arrays = (
-        (np.asarray(x_train, dtype=np.uint8), np.asarray(y_train, dtype=np.uint8)),
-        (np.asarray(x_test, dtype=np.uint8), np.asarray(y_test, dtype=np.uint8)),
+    (x_train, y_train), (x_test, y_test) = (
+        (np.asarray(x, dtype=np.uint8), np.asarray(y, dtype=np.uint8)) for x, y in loaded
     )
-    train_count, test_count = expected_counts if expected_counts is not None else (None, None)
-    source = "keras.datasets.fashion_mnist.load_data()"
-    _validate(*arrays[0], split="train", expected_count=train_count, source=source)
-    _validate(*arrays[1], split="test", expected_count=test_count, source=source)
-    return arrays
+    arrays: _Arrays = ((x_train, y_train), (x_test, y_test))
+    return _validated(arrays, expected_counts, "keras.datasets.fashion_mnist.load_data()")
 
 
 def load_fashion_mnist(
@@ -372,73 +340,52 @@ def load_fashion_mnist(
     tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]],
     tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]],
 ]:
-    """Load Fashion-MNIST from disk, like `keras.datasets.fashion_mnist.load_data()` but offline.
+    """Loads Fashion-MNIST from disk, like `keras.datasets.fashion_mnist.load_data()` offline.
 
-    The four gzip-compressed IDX files are looked for, in order, in: the explicit `path`,
-    `$TRANSFERKIT_DATA_DIR`, the Keras cache (`$KERAS_HOME/datasets/fashion-mnist`,
-    `KERAS_HOME` defaulting to `~/.keras`) and `/usr/share/datasets/fashion-mnist` (Debian/Ubuntu
-    package `dataset-fashion-mnist`). The first directory holding all four files is used. Only
-    when none does and `download` is true is `keras.datasets.fashion_mnist.load_data()` called.
-    An explicit `path` is never silently skipped: if its files are missing, the call fails.
-
-    The files are parsed with NumPy and validated (IDX magic numbers, 28x28 images, sample
-    counts, labels in 0..9, matching image/label counts). Parsed arrays are cached in-process per
-    directory (invalidated when a file changes); every call returns fresh copies, so callers may
-    modify the result freely.
+    The four IDX `.gz` files are looked for, in order, in `path`, `$TRANSFERKIT_DATA_DIR`, the
+    Keras cache (`$KERAS_HOME/datasets/fashion-mnist`) and `/usr/share/datasets/fashion-mnist`
+    (package `dataset-fashion-mnist`); only when no directory holds them and `download` is
+    true does Keras download them. An explicit `path` is never silently skipped. The files are
+    validated (magic numbers, shapes, counts, labels 0..9) and cached per directory; every call
+    returns fresh copies.
 
     Args:
         path: str or Path. A directory holding `train-images-idx3-ubyte.gz`,
             `train-labels-idx1-ubyte.gz`, `t10k-images-idx3-ubyte.gz` and
-            `t10k-labels-idx1-ubyte.gz`. Defaults to `None` (search the standard locations).
+            `t10k-labels-idx1-ubyte.gz`. Defaults to `None` (the standard locations).
         download: bool. Whether to fall back to `keras.datasets.fashion_mnist.load_data()`
-            (which needs internet access) when no searched directory holds the files. Ignored
-            when `path` is given. Defaults to `True`.
-        expected_counts: tuple of two ints, or None. Required numbers of (train, test) samples;
-            `None` skips this check (useful for small test fixtures). Defaults to
-            `(60000, 10000)`.
+            (internet access) when no directory holds the files. Defaults to `True`.
+        expected_counts: tuple of two ints. Required (train, test) sample counts; `None`
+            skips the check. Defaults to `(60000, 10000)`.
 
     Returns:
-        `((x_train, y_train), (x_test, y_test))`: uint8 images of shape `(n, 28, 28)` with
-        values 0..255 and uint8 labels of shape `(n,)` with values 0..9 (see
-        `FASHION_MNIST_CLASSES`).
+        `((x_train, y_train), (x_test, y_test))`: uint8 images `(n, 28, 28)` and uint8 labels
+        `(n,)` (names in `FASHION_MNIST_CLASSES`).
 
     Raises:
-        DatasetNotFoundError: (a `FileNotFoundError`) no searched directory holds the four files
-            and downloading is disabled or failed. The message lists every directory searched
-            and the fix (`sudo apt-get install dataset-fashion-mnist`, `$TRANSFERKIT_DATA_DIR`
-            or a Keras download).
-        DatasetCorruptError: (a `ValueError`) a file is truncated, not gzip, has a wrong IDX
-            magic number or shape, the wrong number of samples, or labels outside 0..9.
-        ValueError: `expected_counts` is not a pair of non-negative ints or None.
+        DatasetNotFoundError: If no directory holds the files and no download happened; the
+            message lists the directories searched and the fixes.
+        DatasetCorruptError: If a file is truncated, not gzip, or has the wrong content.
+        ValueError: If `expected_counts` is not a pair of non-negative ints or None.
 
     Example:
-        ```python
-        from transferkit.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
 
-        (x_train, y_train), (x_test, y_test) = load_fashion_mnist()
-        assert x_train.shape == (60000, 28, 28) and x_train.dtype == "uint8"
-        assert y_test.shape == (10000,)
-        print(FASHION_MNIST_CLASSES[y_train[0]])  # Ankle boot
-        ```
+    ```python
+    from transferkit.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+
+    (x_train, y_train), (x_test, y_test) = load_fashion_mnist()
+    assert x_train.shape == (60000, 28, 28) and x_train.dtype == "uint8"
+    assert FASHION_MNIST_CLASSES[y_train[0]] == "Ankle boot"
+    ```
     """
     _check_expected_counts(expected_counts)
     candidates = _candidates(path)
-    for candidate in candidates:
-        if _missing_files(candidate.directory):
-            continue
-        directory = candidate.directory.resolve()
-        arrays = _load_directory(directory, _file_signature(directory), expected_counts)
-        return _copy(arrays)
+    directory = find_fashion_mnist(path)
+    if directory is not None:
+        return _copy(_load_directory(directory, _file_signature(directory), expected_counts))
+    if path is None and download:
+        return _download(candidates, expected_counts)
+    extra = "Downloading is disabled (`download=False`)."
     if path is not None:
-        raise DatasetNotFoundError(
-            _not_found_message(
-                candidates,
-                "The explicit `path` argument is never skipped; pass `path=None` to search "
-                "the standard locations instead.",
-            )
-        )
-    if not download:
-        raise DatasetNotFoundError(
-            _not_found_message(candidates, "Downloading is disabled (`download=False`).")
-        )
-    return _download(candidates, expected_counts)
+        extra = "An explicit `path` is never skipped: pass `path=None` to search the others."
+    raise DatasetNotFoundError(_not_found_message(candidates, extra))

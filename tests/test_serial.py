@@ -1,0 +1,78 @@
+"""`_serial`: the one dict round trip of the result records, and the format 0.1 wrote."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from transferkit import _serial
+from transferkit.timing import InferenceTiming, MachineInfo, TrainingTiming
+
+# What transferkit 0.1 wrote (hand-written `to_dict`), copied from a 0.1 log.
+TRAINING_V01 = {
+    "total_seconds": 3.5,
+    "epoch_seconds": [1.0, 2.5],
+    "samples_per_second": 40.0,
+    "trainable_params": 10,
+    "total_params": 50,
+}
+INFERENCE_V01 = {
+    "batch_size": 32,
+    "num_samples": 64,
+    "seconds": 0.5,
+    "latency_ms_per_batch": 250.0,
+    "samples_per_second": 128.0,
+}
+
+
+@pytest.mark.parametrize(
+    ("cls", "d"), [(TrainingTiming, TRAINING_V01), (InferenceTiming, INFERENCE_V01)]
+)
+def test_reads_and_writes_the_0_1_format(cls: Any, d: dict[str, Any]) -> None:
+    record = cls.from_dict(d)
+    assert record.to_dict() == d
+    assert list(record.to_dict()) == list(d)  # same keys, same order
+    assert cls.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+
+
+def test_lists_come_back_as_tuples_and_ints_as_floats() -> None:
+    t = TrainingTiming.from_dict({**TRAINING_V01, "total_seconds": 3, "samples_per_second": None})
+    assert t.epoch_seconds == (1.0, 2.5)
+    assert isinstance(t.total_seconds, float) and t.samples_per_second is None
+    assert TrainingTiming.from_dict({**TRAINING_V01, "extra": 1}).total_params == 50
+
+
+def test_machine_info_to_dict() -> None:
+    info = MachineInfo("cpu", 2, 1.0, ("gpu0",), "Linux", "3.11", "3.15", "jax", "0.7")
+    assert info.to_dict() == {**info.__dict__, "gpus": ["gpu0"]}
+
+
+@dataclass(frozen=True)
+class _Outer:
+    name: str
+    timing: TrainingTiming
+    optional: TrainingTiming | None = None
+    tags: tuple[str, ...] = ()
+
+
+def test_nested_records_round_trip() -> None:
+    outer = _Outer("a", TrainingTiming.from_dict(TRAINING_V01), tags=("x", "y"))
+    d = _serial.to_dict(outer)
+    assert d["timing"] == TRAINING_V01 and d["tags"] == ["x", "y"] and d["optional"] is None
+    assert _serial.from_dict(_Outer, json.loads(json.dumps(d))) == outer
+    assert _serial.from_dict(_Outer, {"name": "b", "timing": TRAINING_V01}).tags == ()
+
+
+@pytest.mark.parametrize(
+    ("d", "match"),
+    [
+        ([1, 2], r"`d` must be a dict \(the output of `to_dict\(\)`\)\. Received: list"),
+        ({"name": "a"}, r"`d` is missing keys \['timing'\]\. .*Received keys: \['name'\]"),
+    ],
+)
+def test_from_dict_bad_input(d: Any, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        _serial.from_dict(_Outer, d)
