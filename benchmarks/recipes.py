@@ -27,7 +27,6 @@ import shlex
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -35,26 +34,10 @@ import keras  # noqa: E402
 
 import transferkit as tk  # noqa: E402
 from transferkit.datasets import lab_split  # noqa: E402
+from transferkit.models import lab_cnn  # noqa: E402
 from transferkit.timing import machine_info  # noqa: E402
 
 RECIPES = ("lp_ft", "gradual")
-
-
-def lab_cnn() -> Any:
-    """The lab's CNN (random weights stand in for pretrained ones: cost does not depend on them)."""
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, activation="relu", padding="same"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ],
-        name="lab_cnn",
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     split = lab_split()
     train = (split.train[0][: args.samples], split.train[1][: args.samples])
     keras.utils.set_random_seed(0)
-    model = lab_cnn()
+    model = lab_cnn()  # random weights stand in for pretrained ones: cost does not depend on them
     names = ("full", *RECIPES)
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for pair in range(args.pairs):
