@@ -152,11 +152,11 @@ class _AllFrozen(TopLayersOnly):
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: tk.Phase(epochs=0), "`epochs` must be an int >= 1. Received: epochs=0"),
+        (lambda: tk.Phase(epochs=0), "`epochs` must be a positive int. Received: epochs=0"),
         (lambda: tk.Phase(lr_scale=0), "`lr_scale` must be a positive number"),
         (lambda: tk.Phase(learning_rate=-0.05), "`learning_rate` must be a finite number > 0"),
-        (lambda: tk.LinearProbeThenFineTune(probe_epochs=0), "`epochs` must be an int >= 1"),
-        (lambda: tk.GradualUnfreeze(every=0), "`epochs` must be an int >= 1"),
+        (lambda: tk.LinearProbeThenFineTune(probe_epochs=0), "`epochs` must be a positive int"),
+        (lambda: tk.GradualUnfreeze(every=0), "`epochs` must be a positive int"),
         (lambda: tk.GradualUnfreeze(boundaries="flatten"), "`boundaries` must be a list"),
         (lambda: tk.FullFineTune(learning_rate=float("nan")), "`learning_rate` must be"),
     ],

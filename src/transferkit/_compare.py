@@ -13,13 +13,14 @@ import keras
 from ._cache import FeatureCache
 from ._callbacks import EarlyStoppingSpec, check_early_stopping, early_stopping_config
 from ._comparison import Comparison, RunRecord
-from ._data import Data, as_int, check_class_names, check_data, check_learning_rate, check_pair
+from ._data import Data, check_class_names, check_data, check_learning_rate, check_pair
 from ._layers import ensure_built
 from ._phases import strategy_phases
 from ._progress import RunProgress
 from ._runlog import RunLog, check_data_identity, data_hashes, describe
 from ._strategies import Strategy, resolve_strategy
 from ._train import Auto, fine_tune
+from ._validate import check_positive_int
 from ._version import __version__
 from .metrics import evaluate
 from .types import Model
@@ -27,7 +28,7 @@ from .types import Model
 
 def _resolve_seeds(seeds: int | Sequence[int]) -> list[int]:
     if isinstance(seeds, Integral) or not isinstance(seeds, Sequence):
-        return list(range(as_int(seeds, "seeds")))  # NumPy integers are ints too
+        return list(range(check_positive_int(seeds, "seeds")))  # NumPy integers are ints too
     values = list(seeds)
     if not values or not all(isinstance(s, Integral) and not isinstance(s, bool) for s in values):
         raise ValueError(f"`seeds` must be a non-empty list of ints. Received: seeds={seeds!r}")
@@ -177,7 +178,10 @@ def compare_strategies(
     test_arrays = check_data(test, "test", start)
     if test_arrays is None:
         raise ValueError("`test` must be an `(x, y)` tuple of NumPy arrays.")
-    epochs, batch_size = as_int(epochs, "epochs"), as_int(batch_size, "batch_size")
+    epochs, batch_size = (
+        check_positive_int(epochs, "epochs"),
+        check_positive_int(batch_size, "batch_size"),
+    )
     for strategy in strategy_list:
         strategy.validate(start)
         strategy_phases(strategy, start, strategy.epochs or epochs)

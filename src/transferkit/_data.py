@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -52,16 +52,6 @@ def is_array_pair(data: Any) -> bool:
             for part in data
         )
     )
-
-
-def as_int(value: Any, name: str, *, minimum: int = 1) -> int:
-    """`value` as an int >= `minimum`; NumPy integers count as ints, bools do not."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(
-            f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}"
-            + (f" of type {type(value).__name__}" if not isinstance(value, Integral) else "")
-        )
-    return int(value)
 
 
 def check_learning_rate(learning_rate: Any) -> None:

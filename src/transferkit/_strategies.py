@@ -13,11 +13,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import keras
 
-from ._data import as_int, check_learning_rate
+from ._data import check_learning_rate
 from ._freeze import freeze, unfreeze
 from ._heads import default_cut, replace_head
 from ._layers import Boundary, leaf_layers, resolve_boundary
 from ._runlog import describe
+from ._validate import check_positive_int
 from .types import Model
 
 
@@ -118,9 +119,9 @@ class Phase:
 
 
 def check_epochs(epochs: Any) -> None:
-    """Raise `ValueError` unless `epochs` is None or an int >= 1 (NumPy ints included)."""
+    """Raise `ValueError` unless `epochs` is None or a positive int (NumPy ints included)."""
     if epochs is not None:
-        as_int(epochs, "epochs")
+        check_positive_int(epochs, "epochs")
 
 
 def _describe_fields(obj: Any) -> dict[str, Any]:

@@ -13,11 +13,12 @@ import keras
 from ._cache import CacheInfo, FeatureCache
 from ._callbacks import EarlyStoppingSpec, check_early_stopping
 from ._copy import copy_model
-from ._data import ArrayData, Data, as_int, check_learning_rate, check_pair, default_loss
+from ._data import ArrayData, Data, check_learning_rate, check_pair, default_loss
 from ._freeze import RecompileWarning
 from ._layers import ensure_built
 from ._phases import PhaseRecord, PhaseRunner, check_phases, phase_optimizer, strategy_phases
 from ._strategies import Strategy, resolve_strategy
+from ._validate import check_positive_int
 from .timing import TrainingTiming, count_params
 from .types import Model
 
@@ -134,8 +135,8 @@ def _validate_common(
 ) -> tuple[int, int, int | None]:
     """The settings as plain ints (NumPy integers accepted); raises for invalid ones."""
     check_learning_rate(learning_rate)
-    seed = None if seed is None else as_int(seed, "seed", minimum=0)
-    return as_int(epochs, "epochs"), as_int(batch_size, "batch_size"), seed
+    seed = None if seed is None else check_positive_int(seed, "seed", allow_zero=True)
+    return check_positive_int(epochs, "epochs"), check_positive_int(batch_size, "batch_size"), seed
 
 
 def fine_tune(
