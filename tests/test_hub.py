@@ -274,3 +274,21 @@ def test_compare_strategies_runs_every_strategy():
     assert one.history["loss"] != two.history["loss"]
     assert flags_snapshot(clf) == flags
     assert_weights_equal(weights, weights_snapshot(clf))
+
+
+def test_recipes_run_on_an_image_classifier(resnet_classifier):
+    clf = resnet_classifier
+    flags, weights = flags_snapshot(clf), weights_snapshot(clf)
+    x, y = random_images(24, SHAPE, 3)
+    comparison = tk.compare_strategies(
+        clf, ["scratch", "lp_ft", "gradual"], train=(x, y), validation=None, test=(x, y),
+        epochs=3, batch_size=8, verbose=0,
+    )  # fmt: skip
+    phases = {run.strategy: [(p["name"], p["cache"]["used"]) for p in run.phases]
+              for run in comparison.runs}  # fmt: skip
+    assert phases["scratch"] == [("phase0", False)]
+    assert phases["lp_ft(probe_epochs=1)"] == [("probe", True), ("fine_tune", False)]
+    assert phases["gradual(every=1)"][0] == ("head", True)  # the head trains on cached features
+    assert len(phases["gradual(every=1)"]) >= 2
+    assert flags_snapshot(clf) == flags
+    assert_weights_equal(weights, weights_snapshot(clf))
