@@ -13,13 +13,18 @@ transferkit's per-backend defaults (`steps_per_execution`, `jit_compile`):
 With `--precisions float32 mixed_bfloat16` each backend also runs with transferkit's opt-in
 mixed precision (`fine_tune(precision=...)`), to measure its effect on time and test accuracy.
 
+**Paired.** The machine's speed drifts by up to 2x within minutes, so the backends run in
+`--rounds` rounds, each backend once per round in a fresh process, the order rotating from round
+to round (TF JAX torch, JAX torch TF, ...). A backend's ratio to TensorFlow is the median of its
+per-round ratios, shown with their min and max; its seconds are medians over the rounds.
+
 It prints one table (seconds per epoch, images per second, ratio to TensorFlow float32, test
 accuracy after the last epoch) and writes it as `backends.md` and `backends.json` to
 `--output-dir`. A backend that is not installed is reported as such, not as a failure.
 
 Usage:
 
-    python benchmarks/backends.py                       # full: 50000 images, 3 epochs each
+    python benchmarks/backends.py                       # full: 50000 images, 3 epochs, 3 rounds
     python benchmarks/backends.py --backends tensorflow jax
     python benchmarks/backends.py --backends tensorflow --precisions float32 mixed_bfloat16
     python benchmarks/backends.py --quick               # CI smoke run (seconds per backend)
@@ -37,6 +42,9 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _paired import cpu_model, ratios, rotation, spread  # noqa: E402
 
 BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -120,36 +128,60 @@ def run_backend(backend: str, precision: str, args: argparse.Namespace) -> dict[
     return figures
 
 
-def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
-    """The Markdown table of all backends, with ratios to TensorFlow."""
-    base = next(
-        (
-            r
-            for r in results
-            if r["backend"] == "tensorflow" and r["precision"] == "float32" and "full" in r
-        ),
-        None,
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One backend's figures over the rounds: the medians of the numbers."""
+    first = runs[0]
+    if "skipped" in first:
+        return first
+    merged: dict[str, Any] = {"backend": first["backend"], "precision": first["precision"]}
+    for key in ("full", "feature_extractor"):
+        merged[key] = {
+            k: statistics.median(r[key][k] for r in runs)
+            for k in first[key]
+            if isinstance(first[key][k], int | float) and not isinstance(first[key][k], bool)
+        }
+    merged["inference_images_per_second"] = statistics.median(
+        r["inference_images_per_second"] for r in runs
     )
+    merged["rounds"] = runs
+    return merged
+
+
+def table(results: dict[tuple[str, str], list[dict[str, Any]]], args: argparse.Namespace) -> str:
+    """The Markdown table of all backends, with paired ratios to TensorFlow float32."""
+    base = results.get(("tensorflow", "float32"))
+    if base is not None and "skipped" in base[0]:
+        base = None
     lines = [
         f"Lab CNN, {args.train_samples} training images, batch 64, Adam, {args.epochs} epochs "
-        f"per strategy; machine: {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}.",
+        f"per strategy, {args.rounds} round(s) with rotating order; CPU: {cpu_model()}, "
+        f"Python {platform.python_version()}. Seconds are medians over the rounds; the ratio is "
+        "the median (min-max) of the per-round ratios.",
         "",
         "| backend | precision | full FT s/epoch (steady) | first epoch s | images/s | vs TF "
         "float32 | full FT test acc | feature extractor s/epoch (cached) | FE test acc | "
         "inference images/s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
-    for r in results:
+    for runs in results.values():
+        r = _median_run(runs)
         if "skipped" in r:
             lines.append(f"| {r['backend']} | {r['precision']} | {r['skipped']} |" + " |" * 7)
             continue
         full, fe = r["full"], r["feature_extractor"]
-        ratio = full["epoch_seconds"] / base["full"]["epoch_seconds"] if base else float("nan")
+        ratio = "n/a"
+        if base is not None:
+            ratio = spread(
+                ratios(
+                    [x["full"]["epoch_seconds"] for x in runs],
+                    [x["full"]["epoch_seconds"] for x in base],
+                ),
+                unit="round",
+            )
         lines.append(
             f"| {r['backend']} | {r['precision']} | {full['epoch_seconds']:.2f} "
             f"| {full['first_epoch_seconds']:.2f} | {full['images_per_second']:.0f} "
-            f"| {ratio:.2f}x | {full['test_accuracy']:.4f} | {fe['epoch_seconds']:.3f} "
+            f"| {ratio} | {full['test_accuracy']:.4f} | {fe['epoch_seconds']:.3f} "
             f"| {fe['test_accuracy']:.4f} | {r['inference_images_per_second']:.0f} |"
         )
     return "\n".join(lines) + "\n"
@@ -181,7 +213,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=50000,
         help="training images (default: %(default)s, the lab's training set)",
     )
-    parser.add_argument("--quick", action="store_true", help="CI smoke run: 1000 images, 2 epochs")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds, order rotating (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="CI smoke run: 1000 images, 2 epochs, 1 round"
+    )
     parser.add_argument(
         "--output-dir",
         type=Path,
@@ -197,10 +234,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.train_samples, args.epochs = 1000, 2
+        args.train_samples, args.epochs, args.rounds = 1000, 2, 1
         args.output_dir = args.output_dir / "quick"
-    if args.epochs < 1 or args.train_samples < 64:
-        parser.error("--epochs must be at least 1 and --train-samples at least 64")
+    if min(args.epochs, args.rounds) < 1 or args.train_samples < 64:
+        parser.error("--epochs and --rounds must be at least 1 and --train-samples at least 64")
     return args
 
 
@@ -210,24 +247,29 @@ def main(argv: list[str] | None = None) -> None:
         args.child.write_text(json.dumps(child(args), indent=2) + "\n")
         return
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for backend, precision in [(b, p) for b in args.backends for p in args.precisions]:
-        figures = run_backend(backend, precision, args)
-        results.append(figures)
-        if "full" in figures:
-            print(
-                f"[{SCRIPT}] {backend} {precision}: full fine-tune "
-                f"{figures['full']['epoch_seconds']:.2f} s/epoch, feature extractor "
-                f"{figures['feature_extractor']['epoch_seconds']:.3f} s/epoch",
-                flush=True,
-            )
+    configs = [(b, p) for b in args.backends for p in args.precisions]
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in configs}
+    for round_ in range(args.rounds):
+        for backend, precision in rotation(configs, round_):
+            if results[(backend, precision)] and "skipped" in results[(backend, precision)][0]:
+                continue
+            figures = run_backend(backend, precision, args)
+            results[(backend, precision)].append(figures)
+            if "full" in figures:
+                print(
+                    f"[{SCRIPT}] round {round_ + 1}/{args.rounds} {backend} {precision}: full "
+                    f"fine-tune {figures['full']['epoch_seconds']:.2f} s/epoch, feature "
+                    f"extractor {figures['feature_extractor']['epoch_seconds']:.3f} s/epoch",
+                    flush=True,
+                )
     text = table(results, args)
     print(text)
     from transferkit.timing import machine_info  # imports Keras: only after the children ran
 
     provenance = f"Produced by `python {' '.join(sys.argv)}` on {machine_info()}."
     (args.output_dir / "backends.md").write_text(f"{text}\n{provenance}\n")
-    (args.output_dir / "backends.json").write_text(json.dumps(results, indent=2) + "\n")
+    payload = [{"backend": b, "precision": p, "rounds": runs} for (b, p), runs in results.items()]
+    (args.output_dir / "backends.json").write_text(json.dumps(payload, indent=2) + "\n")
 
 
 if __name__ == "__main__":

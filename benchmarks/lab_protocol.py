@@ -1,4 +1,4 @@
-"""Benchmark: the lab's hand-written Keras code against the same protocol through transferkit.
+"""Benchmark, paired: the lab's hand-written Keras code against the protocol through transferkit.
 
 Both sides run the lab's protocol on the same machine, from the same initial weights:
 
@@ -7,20 +7,21 @@ Both sides run the lab's protocol on the same machine, from the same initial wei
   `create_model_feature_extractor` of cell [2]: a frozen `Sequential` conv body plus new
   `Dense(128)` and `Dense(10)`), one-hot labels, `categorical_crossentropy`, Adam, batch size
   64, 10 epochs (20 for the feature extractor), plain `model.compile` / `model.fit` /
-  `model.evaluate`.
-* **transferkit**: `compare_strategies(model, [strategy], ...)` with `"full"`,
-  `PartialFreeze(upto=4)` or `FeatureExtractor(cut="flatten", epochs=20)`, integer labels, the
-  same optimizer, batch size and epochs; it also computes precision, recall, F1 and the
-  confusion matrix on the test set.
+  `model.evaluate`, the three strategies one after another in one process.
+* **transferkit**: ONE `compare_strategies(model, ["full", PartialFreeze(upto=4),
+  FeatureExtractor(cut="flatten", epochs=20)], ...)` call, integer labels, the same optimizer,
+  batch size and epochs; it also computes precision, recall, F1 and the confusion matrix.
 
-The sides alternate per strategy (lab full, transferkit full, lab partial, ...), each in its
-own child process (this script started with `--side`), so each side's peak memory is its own
-`ru_maxrss` and neither inherits the other's caches. A side's *seconds* run from a built model
-with its initial weights and the data in memory, to the test accuracy in hand: compile, fit
-and evaluate for the lab; the whole `compare_strategies` call for transferkit (copying the
-model, caching frozen activations, training and all the test metrics). Both print one line
-per epoch (the lab's `fit(verbose=2)`; in a non-terminal the notebook's default progress bar
-would print a line every 0.05 s).
+**Paired.** This machine's speed drifts by up to 2x within minutes, so one pass of each side
+cannot tell 0.9x from 1.1x. The benchmark runs `--pairs` pairs, each side in a fresh child
+process, alternating the order (lab tk, tk lab, ...), and reports the median of the per-pair
+ratios with their min and max. `--one-pass` runs one pair (for long runs; says so).
+
+A side's *seconds*: for the lab, compile + fit + evaluate of each strategy, summed; for
+transferkit, the whole `compare_strategies` call (copying the model, caching frozen
+activations, training, all test metrics). Per strategy, transferkit's seconds are its run's
+phases (caching included) and the lab's its compile + fit. Peak memory is each child's whole
+process `ru_maxrss`.
 
 The initial weights are drawn once, in NumPy, exactly as Keras initialises the lab's layers by
 default (Glorot-uniform kernels, zero biases), and loaded into both sides' models.
@@ -33,9 +34,10 @@ pass per validation image per epoch. The CPU's peak is estimated as cores x GHz 
 
 Usage:
 
-    python benchmarks/lab_protocol.py                        # full protocol (about 20 min)
-    python benchmarks/lab_protocol.py --json bench.json
-    python benchmarks/lab_protocol.py --quick                # CI smoke run (< 1 min idle)
+    python benchmarks/lab_protocol.py                        # 3 pairs, full protocol (~1 h)
+    python benchmarks/lab_protocol.py --pairs 2 --epochs 3 --fe-epochs 6
+    python benchmarks/lab_protocol.py --one-pass             # one pair
+    python benchmarks/lab_protocol.py --quick                # CI smoke run (2 small pairs)
 
 Writes `lab_protocol.json` and `lab_protocol.md` to `--output-dir` (default
 `runs/lab_protocol`; `--quick` writes to its `quick/` subfolder), and to `--json PATH` too.
@@ -48,6 +50,7 @@ import json
 import math
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -56,17 +59,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _paired import cpu_model, ratios, rotation, spread, verdict  # noqa: E402
+
 if TYPE_CHECKING:
     import keras
 
 SCRIPT = Path(__file__).stem
 STRATEGIES = ("full", "partial", "feature_extractor")
 SIDES = ("lab", "tk")
-TARGET_TOTAL = 0.5  # transferkit / lab seconds, whole protocol
-TARGET_FULL = 0.9  # transferkit / lab seconds, full fine-tuning
-TARGET_FROZEN_SPEEDUP = 3.0  # lab / transferkit seconds, partial and feature extractor
-TARGET_ACCURACY_PP = 1.0  # |transferkit - lab| test accuracy, percentage points
-TARGET_MEMORY = 1.5  # transferkit / lab peak RSS
+TARGET_TOTAL = 0.45  # transferkit / lab seconds, whole protocol (median of pairs)
+TARGET_FULL = 1.0  # transferkit / lab seconds, full fine-tuning (median of pairs)
+TARGET_FROZEN_SPEEDUP = 5.0  # lab / transferkit seconds, partial and feature extractor
+TARGET_ACCURACY_PP = 1.0  # |transferkit - lab| mean test accuracy, percentage points
+TARGET_MEMORY = 1.5  # transferkit / lab whole-process peak RSS (median of pairs)
 
 
 # ------------------------------------------------------------------------------------ parent
@@ -149,100 +155,127 @@ def cpu_peak(flops_per_cycle: int | None) -> dict[str, Any]:
     }
 
 
-def run_child(args: argparse.Namespace, side: str, strategy: str, init: Path) -> dict[str, Any]:
-    """Run one side of one strategy in a fresh Python process; return its JSON result."""
-    result = args.output_dir / "children" / f"{side}_{strategy}.json"
+def run_child(args: argparse.Namespace, side: str, pair: int, init: Path) -> dict[str, Any]:
+    """Run one side of the protocol in a fresh Python process; return its JSON result."""
+    result = args.output_dir / "children" / f"{side}_{pair}.json"
     result.unlink(missing_ok=True)
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
         "--side", side,
-        "--strategy", strategy,
+        "--strategies", *args.strategies,
         "--init", str(init),
         "--result", str(result),
         "--epochs", str(args.epochs),
         "--fe-epochs", str(args.fe_epochs),
         "--batch-size", str(args.batch_size),
         "--seed", str(args.seed),
-    ] + (["--quick"] if args.quick else [])  # fmt: skip
+        "--samples", str(args.samples),
+    ]  # fmt: skip
     if args.data_dir is not None:
         command += ["--data-dir", str(args.data_dir)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     completed = subprocess.run(command, env=env, check=False)
     if completed.returncode != 0 or not result.exists():
-        sys.exit(f"The {side} side of {strategy!r} failed (exit code {completed.returncode}).")
+        sys.exit(f"The {side} side of pair {pair + 1} failed (exit code {completed.returncode}).")
     loaded: dict[str, Any] = json.loads(result.read_text())
     return loaded
 
 
-def verdict(ok: bool) -> str:
-    return "meets target" if ok else "MISSES target"
-
-
-def report(args: argparse.Namespace, results: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """The human-readable tables (Markdown)."""
-    lines = [
-        "| strategy | lab s | transferkit s | tk/lab | target | lab acc | tk acc | diff pp | "
-        "lab peak MiB | tk peak MiB | tk/lab mem |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for strategy, sides in results.items():
-        lab, tk = sides["lab"], sides["tk"]
-        ratio = tk["seconds"] / lab["seconds"]
-        if strategy == "full":
-            target = f"<= {TARGET_FULL}x: {verdict(ratio <= TARGET_FULL)}"
-        else:
-            speedup = 1 / ratio
-            target = (
-                f">= {TARGET_FROZEN_SPEEDUP:.0f}x faster (is {speedup:.1f}x): "
-                f"{verdict(speedup >= TARGET_FROZEN_SPEEDUP)}"
-            )
-        diff = 100 * (tk["test_accuracy"] - lab["test_accuracy"])
-        mem = tk["peak_rss_mib"] / lab["peak_rss_mib"]
-        lines.append(
-            f"| {strategy} | {lab['seconds']:.1f} | {tk['seconds']:.1f} | {ratio:.2f} | "
-            f"{target} | {lab['test_accuracy']:.4f} | {tk['test_accuracy']:.4f} | "
-            f"{diff:+.2f} | {lab['peak_rss_mib']:.0f} | {tk['peak_rss_mib']:.0f} | {mem:.2f} |"
+def summarise(args: argparse.Namespace, sides: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per-pair ratios (transferkit / lab) per strategy, of the whole protocol and of memory."""
+    lab, tk = sides["lab"], sides["tk"]
+    per_strategy = {}
+    for strategy in args.strategies:
+        seconds = ratios(
+            [p["runs"][strategy]["seconds"] for p in tk],
+            [p["runs"][strategy]["fit_seconds"] for p in lab],
         )
-    lab_total = sum(s["lab"]["seconds"] for s in results.values())
-    tk_total = sum(s["tk"]["seconds"] for s in results.values())
-    total_ratio = tk_total / lab_total
-    worst_diff = max(
-        abs(100 * (s["tk"]["test_accuracy"] - s["lab"]["test_accuracy"])) for s in results.values()
-    )
-    worst_mem = max(s["tk"]["peak_rss_mib"] / s["lab"]["peak_rss_mib"] for s in results.values())
+        accuracy = {
+            side: statistics.mean(p["runs"][strategy]["test_accuracy"] for p in sides[side])
+            for side in SIDES
+        }
+        diff = 100 * (accuracy["tk"] - accuracy["lab"])
+        if strategy == "full":
+            ok, target = seconds["median"] <= TARGET_FULL, f"<= {TARGET_FULL:.2f}x"
+        else:
+            ok = 1 / seconds["median"] >= TARGET_FROZEN_SPEEDUP
+            target = f">= {TARGET_FROZEN_SPEEDUP:.0f}x faster (is {1 / seconds['median']:.1f}x)"
+        per_strategy[strategy] = {
+            "seconds_ratio": seconds,
+            "time_target": target,
+            "time_met": ok,
+            "lab_accuracy": accuracy["lab"],
+            "tk_accuracy": accuracy["tk"],
+            "accuracy_diff_pp": diff,
+            "accuracy_met": abs(diff) <= TARGET_ACCURACY_PP,
+            "tk_cache": tk[-1]["runs"][strategy].get("cache"),
+        }
+    total = ratios([p["seconds"] for p in tk], [p["seconds"] for p in lab])
+    memory = ratios([p["peak_rss_mib"] for p in tk], [p["peak_rss_mib"] for p in lab])
+    return {
+        "strategies": per_strategy,
+        "total_ratio": total,
+        "total_met": total["median"] <= TARGET_TOTAL,
+        "memory_ratio": memory,
+        "memory_met": memory["median"] <= TARGET_MEMORY,
+    }
+
+
+def report(
+    args: argparse.Namespace, sides: dict[str, list[dict[str, Any]]], s: dict[str, Any]
+) -> str:
+    """The human-readable tables (Markdown)."""
+    n = len(sides["lab"])
+    lines = [
+        f"{n} pair(s), order alternating (lab tk, tk lab, ...), each side in a fresh process"
+        + (" (--one-pass: a single pair cannot separate 0.9x from 1.1x here)" if n == 1 else "")
+        + ".",
+        "",
+        "| strategy | lab s (median) | transferkit s (median) | tk/lab: median (min-max) | target "
+        "| lab acc | tk acc | diff pp |",
+        "|---|---:|---:|---|---|---:|---:|---:|",
+    ]
+    for strategy, row in s["strategies"].items():
+        lab_s = statistics.median(p["runs"][strategy]["fit_seconds"] for p in sides["lab"])
+        tk_s = statistics.median(p["runs"][strategy]["seconds"] for p in sides["tk"])
+        lines.append(
+            f"| {strategy} | {lab_s:.1f} | {tk_s:.1f} | {spread(row['seconds_ratio'])} | "
+            f"{row['time_target']}: {verdict(row['time_met'])} | {row['lab_accuracy']:.4f} | "
+            f"{row['tk_accuracy']:.4f} | {row['accuracy_diff_pp']:+.2f} |"
+        )
+    lab_total = statistics.median(p["seconds"] for p in sides["lab"])
+    tk_total = statistics.median(p["seconds"] for p in sides["tk"])
+    lab_mem = statistics.median(p["peak_rss_mib"] for p in sides["lab"])
+    tk_mem = statistics.median(p["peak_rss_mib"] for p in sides["tk"])
+    worst = max(abs(r["accuracy_diff_pp"]) for r in s["strategies"].values())
     lines += [
         "",
-        f"Whole protocol: lab {lab_total:.1f} s, transferkit {tk_total:.1f} s, ratio "
-        f"{total_ratio:.2f} (target <= {TARGET_TOTAL}x: {verdict(total_ratio <= TARGET_TOTAL)}).",
-        f"Accuracy: largest difference {worst_diff:.2f} pp (target within "
-        f"{TARGET_ACCURACY_PP:.0f} pp: {verdict(worst_diff <= TARGET_ACCURACY_PP)}; one seed "
-        "per side, so run-to-run noise of a few tenths of a point is expected).",
-        f"Peak memory: largest ratio {worst_mem:.2f} (target <= {TARGET_MEMORY}x: "
-        f"{verdict(worst_mem <= TARGET_MEMORY)}). Peak RSS is the child's `ru_maxrss`, "
-        "including the Python, TensorFlow and data baseline that both sides share:",
+        f"Whole protocol: lab {lab_total:.1f} s, transferkit {tk_total:.1f} s (medians); "
+        f"tk/lab {spread(s['total_ratio'])} (target <= {TARGET_TOTAL}x: "
+        f"{verdict(s['total_met'])}).",
+        f"Accuracy: largest difference of the mean test accuracies {worst:.2f} pp (target "
+        f"within {TARGET_ACCURACY_PP:.0f} pp: {verdict(worst <= TARGET_ACCURACY_PP)}).",
+        f"Peak memory (whole process): lab {lab_mem:.0f} MiB, transferkit {tk_mem:.0f} MiB "
+        f"(medians); tk/lab {spread(s['memory_ratio'])} (target <= {TARGET_MEMORY}x: "
+        f"{verdict(s['memory_met'])}).",
     ]
-    for strategy, sides in results.items():
-        lines.append(
-            f"  - {strategy}: above the baseline after loading the data, lab "
-            f"{sides['lab']['peak_rss_mib'] - sides['lab']['baseline_rss_mib']:.0f} MiB, "
-            f"transferkit {sides['tk']['peak_rss_mib'] - sides['tk']['baseline_rss_mib']:.0f} MiB"
-        )
     return "\n".join(lines)
 
 
-def throughput(results: dict[str, dict[str, dict[str, Any]]], peak: dict[str, Any]) -> str:
-    lines = []
-    if "full" not in results:
+def throughput(sides: dict[str, list[dict[str, Any]]], peak: dict[str, Any]) -> str:
+    if "full" not in sides["lab"][0]["runs"]:
         return ""
     flops = forward_flops_per_image()
+    lines = []
     for side in SIDES:
-        r = results["full"][side]
-        work = (3 * r["train_samples"] + r["val_samples"]) * flops * r["epochs"]
-        gflops = work / r["fit_seconds"] / 1e9
-        r["achieved_gflops"] = gflops
+        first = sides[side][0]
+        run = first["runs"]["full"]
+        fit = statistics.median(p["runs"]["full"]["fit_seconds"] for p in sides[side])
+        work = (3 * first["train_samples"] + first["val_samples"]) * flops * run["epochs"]
+        gflops = work / fit / 1e9
         lines.append(
-            f"  - {side}: {work / 1e12:.2f} TFLOP in {r['fit_seconds']:.1f} s of fit = "
+            f"  - {side}: {work / 1e12:.2f} TFLOP in {fit:.1f} s of fit (median) = "
             f"{gflops:.1f} GFLOP/s = {100 * gflops / peak['peak_gflops']:.1f}% of peak"
         )
     return "\n".join(
@@ -261,48 +294,50 @@ def parent(args: argparse.Namespace) -> None:
     init = out / "children" / "initial_weights.npz"
     np.savez(init, *initial_weights(args.seed))
     peak = cpu_peak(args.flops_per_cycle)
-    size = "quick: 2000/500/500 images" if args.quick else "50000/10000/10000 images"
     print(
-        f"Lab protocol benchmark ({size}): "
+        f"Lab protocol benchmark ({args.samples or 'all 50000'} training images): "
         f"{args.epochs} epoch(s) ({args.fe_epochs} for the feature extractor), batch size "
-        f"{args.batch_size}, seed {args.seed}; strategies {', '.join(args.strategies)}",
+        f"{args.batch_size}, seed {args.seed}; strategies {', '.join(args.strategies)}; "
+        f"{args.pairs} pair(s)",
         flush=True,
     )
-    print(f"CPU: {peak['cpu']}, {peak['cores']} cores, AVX-512: {peak['avx512']}", flush=True)
+    print(f"CPU: {cpu_model()}, AVX-512: {peak['avx512']}", flush=True)
     started = time.perf_counter()
-    results: dict[str, dict[str, dict[str, Any]]] = {}
-    for strategy in args.strategies:
-        results[strategy] = {}
-        for side in SIDES:
-            print(f"\n--- {side} side, {strategy} ---", flush=True)
-            results[strategy][side] = run_child(args, side, strategy, init)
-            r = results[strategy][side]
+    sides: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
+    for pair in range(args.pairs):
+        for side in rotation(SIDES, pair):
+            print(f"\n--- pair {pair + 1}/{args.pairs}: {side} side ---", flush=True)
+            r = run_child(args, side, pair, init)
+            sides[side].append(r)
+            runs = ", ".join(
+                f"{k} {v['seconds']:.1f} s acc {v['test_accuracy']:.4f}"
+                for k, v in r["runs"].items()
+            )
             print(
-                f"--- {side} {strategy}: {r['seconds']:.1f} s, test accuracy "
-                f"{r['test_accuracy']:.4f}, peak RSS {r['peak_rss_mib']:.0f} MiB",
+                f"--- pair {pair + 1} {side}: {r['seconds']:.1f} s ({runs}), peak RSS "
+                f"{r['peak_rss_mib']:.0f} MiB",
                 flush=True,
             )
-    table = report(args, results)
-    flops_text = throughput(results, peak)
+    summary = summarise(args, sides)
+    text = report(args, sides, summary)
+    flops_text = throughput(sides, peak)
     elapsed = time.perf_counter() - started
-    text = f"{table}\n\n{flops_text}\n\nBenchmark wall time (incl. process starts): {elapsed:.0f} s"
+    text = f"{text}\n\n{flops_text}\n\nBenchmark wall time (incl. process starts): {elapsed:.0f} s"
     print(f"\n{text}")
     figures = {
         "config": {
-            "quick": args.quick,
+            "samples": args.samples,
             "epochs": args.epochs,
             "fe_epochs": args.fe_epochs,
             "batch_size": args.batch_size,
             "seed": args.seed,
             "strategies": list(args.strategies),
+            "pairs": args.pairs,
         },
-        "cpu": peak,
+        "cpu": {**peak, "model": cpu_model()},
         "forward_flops_per_image": forward_flops_per_image(),
-        "results": results,
-        "totals": {
-            "lab_seconds": sum(s["lab"]["seconds"] for s in results.values()),
-            "tk_seconds": sum(s["tk"]["seconds"] for s in results.values()),
-        },
+        "summary": summary,
+        "sides": sides,
         "targets": {
             "whole_protocol_ratio_max": TARGET_TOTAL,
             "full_ratio_max": TARGET_FULL,
@@ -312,14 +347,13 @@ def parent(args: argparse.Namespace) -> None:
         },
         "wall_seconds": elapsed,
     }
-    figures["totals"]["ratio"] = figures["totals"]["tk_seconds"] / figures["totals"]["lab_seconds"]
     payload = json.dumps(figures, indent=2) + "\n"
     (out / f"{SCRIPT}.json").write_text(payload)
     from transferkit.timing import machine_info  # imports Keras: only after the children ran
 
     provenance = f"Produced by `python {' '.join(sys.argv)}` on {machine_info()}."
     (out / f"{SCRIPT}.md").write_text(
-        f"## Lab protocol: lab code vs transferkit\n\n{text}\n\n{provenance}\n"
+        f"## Lab protocol: lab code vs transferkit, paired\n\n{text}\n\n{provenance}\n"
     )
     written = [str(out / f"{SCRIPT}.json"), str(out / f"{SCRIPT}.md")]
     if args.json is not None:
@@ -352,10 +386,11 @@ def load_data(args: argparse.Namespace) -> tuple[tuple[Any, Any], tuple[Any, Any
     from transferkit.datasets import lab_split
 
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = lab_split(args.data_dir)
-    if args.quick:
-        x_train, y_train = x_train[:2000], y_train[:2000]
-        x_val, y_val = x_val[:500], y_val[:500]
-        x_test, y_test = x_test[:500], y_test[:500]
+    if args.samples:
+        n = args.samples
+        x_train, y_train = x_train[:n], y_train[:n]
+        x_val, y_val = x_val[: n // 4], y_val[: n // 4]
+        x_test, y_test = x_test[: n // 4], y_test[: n // 4]
     return (x_train, y_train), (x_val, y_val), (x_test, y_test)
 
 
@@ -379,7 +414,10 @@ def epoch_printer(tag: str) -> Any:
 
 
 def lab_side(args: argparse.Namespace, weights: list[np.ndarray[Any, Any]]) -> dict[str, Any]:
-    """The lab's code, verbatim apart from the initial weights, seed and fit verbosity."""
+    """The lab's code, verbatim apart from the initial weights, seed and fit verbosity.
+
+    The strategies run one after another in this process, as in the lab's notebook.
+    """
     import keras
     from keras import layers, models, optimizers
     from keras.utils import to_categorical
@@ -447,32 +485,36 @@ def lab_side(args: argparse.Namespace, weights: list[np.ndarray[Any, Any]]) -> d
         return test_loss, test_acc
 
     num_classes = 10
-    epochs = args.fe_epochs if args.strategy == "feature_extractor" else args.epochs
     create = {
         "full": create_model_fine_tuning,
         "partial": create_model_freezing_layers,
         "feature_extractor": create_model_feature_extractor,
-    }[args.strategy]
-    model = create(num_classes)
-    if args.strategy == "feature_extractor":
-        model.build((None, 28, 28, 1))
-    model.set_weights(weights)
-    keras.utils.set_random_seed(args.seed)
+    }
     baseline = rss_mib()
-
-    t0 = time.perf_counter()
-    history = train_model(
-        model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=args.batch_size
-    )
-    t_fit = time.perf_counter()
-    _, test_acc = evaluate_model(model, x_test, y_test)
-    t1 = time.perf_counter()
+    runs: dict[str, dict[str, Any]] = {}
+    for strategy in args.strategies:
+        epochs = args.fe_epochs if strategy == "feature_extractor" else args.epochs
+        model = create[strategy](num_classes)
+        if strategy == "feature_extractor":
+            model.build((None, 28, 28, 1))
+        model.set_weights(weights)
+        keras.utils.set_random_seed(args.seed)
+        t0 = time.perf_counter()
+        history = train_model(
+            model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=args.batch_size
+        )
+        t_fit = time.perf_counter()
+        _, test_acc = evaluate_model(model, x_test, y_test)
+        runs[strategy] = {
+            "seconds": time.perf_counter() - t0,
+            "fit_seconds": t_fit - t0,
+            "test_accuracy": float(test_acc),
+            "epochs": epochs,
+            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        }
     return {
-        "seconds": t1 - t0,
-        "fit_seconds": t_fit - t0,
-        "test_accuracy": float(test_acc),
-        "epochs": epochs,
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "seconds": sum(r["seconds"] for r in runs.values()),
+        "runs": runs,
         "train_samples": len(x_train),
         "val_samples": len(x_val),
         "baseline_rss_mib": baseline,
@@ -480,24 +522,24 @@ def lab_side(args: argparse.Namespace, weights: list[np.ndarray[Any, Any]]) -> d
 
 
 def tk_side(args: argparse.Namespace, weights: list[np.ndarray[Any, Any]]) -> dict[str, Any]:
-    """The same protocol through `transferkit.compare_strategies`."""
+    """The same protocol through one `transferkit.compare_strategies` call."""
     import transferkit as tk
     from transferkit.models import lab_cnn
 
     train, validation, test = load_data(args)
     model = lab_cnn()  # the lab's architecture, its initial weights
     model.set_weights(weights)
-    strategy: Any = {
+    chosen: dict[str, Any] = {
         "full": "full",
         "partial": tk.PartialFreeze(upto=4),
         "feature_extractor": tk.FeatureExtractor(cut="flatten", epochs=args.fe_epochs),
-    }[args.strategy]
+    }
     baseline = rss_mib()
 
     t0 = time.perf_counter()
     comparison = tk.compare_strategies(
         model,
-        [strategy],
+        [chosen[s] for s in args.strategies],
         train=train,
         validation=validation,
         test=test,
@@ -508,16 +550,21 @@ def tk_side(args: argparse.Namespace, weights: list[np.ndarray[Any, Any]]) -> di
         callbacks=[epoch_printer("tk")],
         verbose=1,
     )
-    t1 = time.perf_counter()
-    run = comparison.runs[0]
+    seconds = time.perf_counter() - t0
+    runs = {}
+    for strategy, run in zip(args.strategies, comparison.runs, strict=True):
+        runs[strategy] = {
+            "seconds": sum(p["seconds"] for p in run.phases),
+            "fit_seconds": run.timing.total_seconds,
+            "test_accuracy": run.metrics.accuracy,
+            "f1_macro": run.metrics.f1_macro,
+            "epochs": run.epochs,
+            "history": run.history,
+            "cache": run.cache,
+        }
     return {
-        "seconds": t1 - t0,
-        "fit_seconds": run.timing.total_seconds,
-        "test_accuracy": run.metrics.accuracy,
-        "f1_macro": run.metrics.f1_macro,
-        "epochs": run.epochs,
-        "history": run.history,
-        "cache": run.cache,
+        "seconds": seconds,
+        "runs": runs,
         "train_samples": len(train[0]),
         "val_samples": len(validation[0]),
         "baseline_rss_mib": baseline,
@@ -533,7 +580,6 @@ def child(args: argparse.Namespace) -> None:
 
     result.update(
         side=args.side,
-        strategy=args.strategy,
         peak_rss_mib=peak_rss_mib(),
         backend=keras.backend.backend(),
         keras=keras.__version__,
@@ -547,17 +593,26 @@ def child(args: argparse.Namespace) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=(
-            "Time the lab's hand-written Keras code against the same protocol through "
-            "transferkit.compare_strategies (full fine-tuning, partial freezing, feature "
-            "extractor), alternating the two, each side in its own process: seconds, test "
-            "accuracy, peak memory, and the GFLOP/s of full fine-tuning against the CPU's "
-            "estimated peak."
+            "Time the lab's hand-written Keras code against the same protocol through one "
+            "transferkit.compare_strategies call (full fine-tuning, partial freezing, feature "
+            "extractor), in pairs of fresh processes with alternating order: median ratios, "
+            "test accuracy, peak memory, and the GFLOP/s of full fine-tuning."
         )
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="CI smoke run: 2000/500/500 images, 1 epoch (2 for the feature extractor)",
+        help="CI smoke run: 1000/250/250 images, 1 epoch (2 for the feature extractor), 2 pairs",
+    )
+    parser.add_argument("--pairs", type=int, default=3, help="pairs to run (default: %(default)s)")
+    parser.add_argument(
+        "--one-pass", action="store_true", help="one pair only (long runs; cannot beat the noise)"
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=0,
+        help="training images (validation and test get a quarter); default: the lab's 50000",
     )
     parser.add_argument(
         "--epochs", type=int, default=10, help="epochs (default: %(default)s, as the lab)"
@@ -604,21 +659,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="directory with the four Fashion-MNIST .gz files (default: standard locations)",
     )
-    # Internal: the benchmark starts itself with these to run one side of one strategy.
+    # Internal: the benchmark starts itself with these to run one side.
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
-    parser.add_argument("--strategy", choices=STRATEGIES, help=argparse.SUPPRESS)
     parser.add_argument("--init", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.side is None:
         if args.quick:
-            args.epochs, args.fe_epochs = 1, 2
+            args.samples, args.epochs, args.fe_epochs, args.pairs = 1000, 1, 2, 2
             args.output_dir = args.output_dir / "quick"
-    elif None in (args.strategy, args.init, args.result):
-        parser.error("--side needs --strategy, --init and --result")
-    for name in ("epochs", "fe_epochs", "batch_size"):
+        if args.one_pass:
+            args.pairs = 1
+    elif None in (args.init, args.result):
+        parser.error("--side needs --init and --result")
+    for name in ("epochs", "fe_epochs", "batch_size", "pairs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.samples < 0:
+        parser.error("--samples must be at least 0 (0: all)")
     return args
 
 
