@@ -68,7 +68,9 @@ class LoRA(_Base):
     `FitResult.model` is ordinary Keras that saves and loads without transferkit and predicts
     as the adapted model did; its body is frozen and its head trainable. The run's
     `timing.trainable_params` counts the adapters and the head, measured before the merge.
-    Adapted layers train, so the frozen-prefix cache stops at the first of them.
+    Adapted layers train, so the frozen-prefix cache stops at the first of them. With
+    `fine_tune(..., copy=False)` the adapters are added to the caller's model itself, and the
+    merged copy is returned.
 
     Args:
         rank: int. The adapters' rank (`A` is `fan_in x rank`, `B` is `rank x units`).
