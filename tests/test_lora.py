@@ -16,7 +16,15 @@ import numpy as np
 import pytest
 
 import transferkit as tk
-from _train_helpers import TrainingProbe, assert_untouched, flags_of, images, tiny_cnn, weights_of
+from _train_helpers import (
+    TrainingProbe,
+    assert_untouched,
+    flags_of,
+    images,
+    lab_cnn,
+    tiny_cnn,
+    weights_of,
+)
 from transferkit.timing import count_params
 
 # tiny_cnn leaves: conv, [bn], pool, flatten, dense (16*4 -> 8), out (8 -> 3)
@@ -137,8 +145,8 @@ def test_targets_leave_the_other_layers_frozen_and_cached(data):
 
 
 def test_a_small_fraction_of_the_lab_cnn_trains():
-    # The transfer setup: the lab CNN pretrained on 5 classes, a new 5-way head.
-    model = tk.replace_head(tk.models.lab_cnn(5), 5)
+    # The transfer setup: the lab CNN pretrained on 5 classes, with a 5-way head.
+    model = lab_cnn(5)
     adapted = tk.LoRA(rank=4).prepare(tk.copy_model(model))
     trainable, total = count_params(adapted)
     adapters = (9 * 4 + 4 * 32) + (288 * 4 + 4 * 64) + (3136 * 4 + 4 * 128)
