@@ -267,3 +267,27 @@ def test_keras_hub_image_classifier_keeps_its_class(data):
         result.model.predict(x, verbose=0), keep.trained.predict(x, verbose=0), atol=1e-5
     )
     assert not any("lora" in v.path for v in result.model.weights)
+
+
+def test_nested_embedding_and_einsum_layers_merge_exactly():
+    inner = keras.Sequential([
+        keras.Input((6,), dtype="int32"),
+        keras.layers.Embedding(20, 4, name="embed"),
+        keras.layers.Flatten(name="flat"),
+        keras.layers.EinsumDense("ab,bc->ac", output_shape=8, name="einsum"),
+    ], name="inner")  # fmt: skip
+    inputs = keras.Input((6,), dtype="int32")
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(inner(inputs)))
+    x = np.random.default_rng(0).integers(0, 20, size=(16, 6)).astype("int32")
+    strategy = tk.LoRA(rank=2)
+    adapted = strategy.prepare(tk.copy_model(model))
+    assert count_params(adapted)[0] == (20 * 2 + 2 * 4) + (24 * 2 + 2 * 8) + 8 * 3 + 3
+    for v in adapted.trainable_weights:  # as if trained: the adapters are no longer zero
+        v.assign(keras.random.normal(v.shape, seed=1) * 0.1)
+    merged = strategy.finish(adapted)
+    assert isinstance(merged.get_layer("inner"), keras.Sequential)
+    assert not any("lora" in v.path for v in merged.weights)
+    assert count_params(merged) == (27, count_params(model)[1])
+    np.testing.assert_allclose(
+        merged.predict(x, verbose=0), adapted.predict(x, verbose=0), rtol=1e-5, atol=1e-5
+    )
