@@ -21,6 +21,7 @@ from ._heads import as_feature_extractor as as_feature_extractor
 from ._heads import replace_head as replace_head
 from ._layers import LeafLayer as LeafLayer
 from ._layers import leaf_layers as leaf_layers
+from ._lora import LoRA as LoRA
 from ._phases import PhaseRecord as PhaseRecord
 from ._recipes import GradualUnfreeze as GradualUnfreeze
 from ._recipes import LinearProbeThenFineTune as LinearProbeThenFineTune
@@ -54,6 +55,7 @@ __all__ = [
     "Scratch",
     "LinearProbeThenFineTune",
     "GradualUnfreeze",
+    "LoRA",
     "Strategy",
     "fine_tune",
     "resolve_strategy",

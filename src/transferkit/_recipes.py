@@ -16,6 +16,7 @@ import keras
 from ._freeze import unfreeze
 from ._heads import default_cut
 from ._layers import Boundary, leaf_layers, resolve_boundary
+from ._lora import LoRA
 from ._strategies import Phase, _Base, _fmt_boundary
 from .types import Model
 
@@ -249,5 +250,6 @@ RECIPES: dict[str, Any] = {
     "scratch": Scratch,
     "lp_ft": LinearProbeThenFineTune,
     "gradual": GradualUnfreeze,
+    "lora": LoRA,
 }
 """Short names of the recipes, for `resolve_strategy`."""

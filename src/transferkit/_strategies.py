@@ -53,7 +53,9 @@ class Strategy(Protocol):
 
         A strategy may also define `phases(model, epochs) -> Sequence[Phase]`: the stages of
         training, run back to back on the prepared model. Without it, the prepared model
-        trains in one phase with the flags `prepare` set.
+        trains in one phase with the flags `prepare` set. It may also define
+        `finish(model) -> Model`, called once after the last phase: its result is the
+        returned model (e.g. `LoRA` merges its adapters there).
         """
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,6 +163,10 @@ class _Base:
     def phases(self, model: Model, epochs: int) -> tuple[Phase, ...]:
         """One phase of `epochs` epochs, with the flags `prepare` set."""
         return (Phase(epochs=epochs),)
+
+    def finish(self, model: Model) -> Model:
+        """The model to return after the last phase: `model` itself."""
+        return model
 
     def to_dict(self) -> dict[str, Any]:
         return {**_describe_fields(self), "type": type(self).__name__, "name": self.name}
@@ -332,7 +338,7 @@ def _output_activation(model: Model) -> str | None:
     return None if name in (None, "linear") else str(name)
 
 
-STRATEGY_NAMES = ("full", "partial", "feature_extractor", "scratch", "lp_ft", "gradual")
+STRATEGY_NAMES = ("full", "partial", "feature_extractor", "scratch", "lp_ft", "gradual", "lora")
 
 
 def resolve_strategy(strategy: Strategy | str) -> Strategy:
@@ -340,7 +346,7 @@ def resolve_strategy(strategy: Strategy | str) -> Strategy:
 
     Short names: `"full"`, `"partial"` (or `"partial:<upto>"`, e.g. `"partial:4"` or
     `"partial:block_13_expand"`), `"feature_extractor"` (or `"feature_extractor:<cut>"`),
-    `"scratch"`, `"lp_ft"` and `"gradual"`.
+    `"scratch"`, `"lp_ft"`, `"gradual"` and `"lora"`.
 
     Args:
         strategy: A `Strategy` or a short name.

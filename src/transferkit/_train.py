@@ -30,7 +30,8 @@ class FitResult:
     """The outcome of `fine_tune`.
 
     Attributes:
-        model: The trained model (a copy of the input unless `copy=False`).
+        model: The trained model (a copy of the input unless `copy=False`), as the
+            strategy's `finish` returns it (for `LoRA`, a plain copy with merged adapters).
         history: Per-epoch metrics as plain lists (`loss`, `accuracy`, `val_loss`, ...).
         timing: Wall time, seconds per epoch, throughput and parameter counts. Its
             `total_seconds` includes computing cached activations.
@@ -321,9 +322,11 @@ def fine_tune(
         records.append(record)
         for key, vals in values.items():
             history.setdefault(key, []).extend(vals)
-    if getattr(prepared, "optimizer", None) is not optimizer_used:  # the remainder trained
-        last = phases[-1]
-        prepared.compile(
+    finish = getattr(strat, "finish", None)  # e.g. LoRA merges its adapters here
+    final = finish(prepared) if callable(finish) else prepared
+    if getattr(final, "optimizer", None) is not optimizer_used:  # the remainder trained, or
+        last = phases[-1]  # `finish` returned a new model: compile it as the run did
+        final.compile(
             optimizer=phase_optimizer(last, base_optimizer, base_lr, make_optimizer),
             **{k: compile_kwargs[k] for k in ("loss", "metrics")},
         )
@@ -342,7 +345,7 @@ def fine_tune(
     )
     used = [r.cache for r in records if r.cache.used]
     return FitResult(
-        model=prepared,
+        model=final,
         history=history,
         timing=timing,
         strategy=strat.name,
