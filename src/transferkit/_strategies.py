@@ -15,8 +15,10 @@ import keras
 
 from ._data import check_learning_rate
 from ._freeze import freeze, unfreeze
+from ._l2sp import L2SP, check_regularizer
 from ._heads import default_cut, replace_head
 from ._layers import Boundary, leaf_layers, resolve_boundary
+from ._rates import check_rates
 from ._runlog import describe
 from ._validate import check_positive_int
 from .types import Model
@@ -83,6 +85,17 @@ class Phase:
         train_bn: bool. Keep BatchNormalization in the frozen part trainable. Defaults to
             `False`.
         name: str. The phase's name in histories and records. Defaults to `""` (`"phase<i>"`).
+        lr_mult: float or None. Discriminative rates (fastai's `slice(lr / lr_mult, lr)`):
+            the blocks that train get rates spread geometrically from `lr / lr_mult` (the
+            lowest) to `lr` (the head). Defaults to `None`.
+        layer_decay: float in [0, 1] or None. Layer-wise decay (BEiT, timm): the block `k`
+            blocks below the head trains at `lr * layer_decay ** k` (0 trains only the head,
+            the rest bit-identical). Exclusive with `lr_mult`. Either one on a phase where
+            only the head block trains is an error (it would change nothing). Defaults to
+            `None`.
+        blocks: Sequence of int, str or Layer, or None. Where blocks start, for the two
+            settings above. Defaults to `None`: `GradualUnfreeze`'s blocks (a new block
+            after each pooling layer; the head after the final classification cut).
 
     Example:
     ```python
@@ -100,10 +113,14 @@ class Phase:
     lr_scale: float = 1.0
     train_bn: bool = False
     name: str = ""
+    lr_mult: float | None = None
+    layer_decay: float | None = None
+    blocks: Sequence[Boundary] | None = None
 
     def __post_init__(self) -> None:
         check_epochs(self.epochs)
         check_learning_rate(self.learning_rate)
+        check_rates(self.lr_mult, self.layer_decay)
         if (
             isinstance(self.lr_scale, bool)
             or not isinstance(self.lr_scale, int | float)
@@ -143,17 +160,29 @@ class _Base:
     optimizer: str | Any | None = field(default=None, compare=False)
     learning_rate: float | None = None
     label: str | None = None
+    regularizer: L2SP | None = None
 
     def __post_init__(self) -> None:
         check_epochs(self.epochs)
         check_learning_rate(self.learning_rate)
+        check_regularizer(self.regularizer)
+        check_rates(getattr(self, "lr_mult", None), getattr(self, "layer_decay", None))
 
     def _describe(self) -> str:
         raise NotImplementedError
 
     @property
     def name(self) -> str:
-        return self.label or self._describe()
+        if self.label:
+            return self.label
+        base = self._describe()
+        extra = [f"{k}={getattr(self, k)!r}" for k in _RATES if getattr(self, k, None) is not None]
+        extra += ["l2sp"] if self.regularizer is not None else []
+        if not extra:
+            return base
+        head, paren, inner = base.partition("(")
+        inner = inner[:-1] + ", " if paren else ""
+        return f"{head}({inner}{', '.join(extra)})"
 
     def validate(self, model: Model) -> None:
         leaf_layers(model)
@@ -164,6 +193,27 @@ class _Base:
 
     def to_dict(self) -> dict[str, Any]:
         return {**_describe_fields(self), "type": type(self).__name__, "name": self.name}
+
+
+_RATES = ("lr_mult", "layer_decay")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Rated(_Base):
+    """A strategy whose training phases may take per-layer rates (`lr_mult`, `layer_decay`)."""
+
+    lr_mult: float | None = None
+    layer_decay: float | None = None
+
+    def _rates(self) -> dict[str, Any]:
+        return {"lr_mult": self.lr_mult, "layer_decay": self.layer_decay}
+
+    def _has_rates(self) -> bool:
+        return self.lr_mult is not None or self.layer_decay is not None
+
+    def phases(self, model: Model, epochs: int) -> tuple[Phase, ...]:
+        """One phase of `epochs` epochs, with the flags `prepare` set and the rates."""
+        return (Phase(epochs=epochs, **self._rates()),)
 
 
 def _jsonable(value: Any) -> bool:
@@ -177,7 +227,7 @@ def _fmt_boundary(value: Boundary | None) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FullFineTune(_Base):
+class FullFineTune(_Rated):
     """Every layer trains, starting from the pretrained weights (lab method 1).
 
     Args:
@@ -185,6 +235,9 @@ class FullFineTune(_Base):
         optimizer: str, optimizer or None. Defaults to `None` (the caller's).
         learning_rate: float or None. Defaults to `None`.
         label: str or None. Name in tables. Defaults to `"full"`.
+        lr_mult, layer_decay: float or None. Per-layer rates, as in `Phase`. Defaults to
+            `None`.
+        regularizer: `L2SP` or None. Defaults to `None`.
 
     Example:
     ```python
@@ -205,7 +258,7 @@ class FullFineTune(_Base):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PartialFreeze(_Base):
+class PartialFreeze(_Rated):
     """Leaf layers up to a boundary are frozen, the rest train (lab method 2).
 
     Args:
@@ -215,7 +268,8 @@ class PartialFreeze(_Base):
             the model has neither.
         train_bn: bool. Keep BatchNormalization in the frozen part trainable. Defaults to
             `False`.
-        epochs, optimizer, learning_rate, label: As in `FullFineTune`.
+        epochs, optimizer, learning_rate, label, lr_mult, layer_decay, regularizer: As in
+            `FullFineTune`.
 
     Example:
     ```python
@@ -275,7 +329,7 @@ class FeatureExtractor(_Base):
         hidden: Sequence of int or None. Sizes of a new head's hidden layers, or `None` to
             keep (and train) the model's own layers after `cut`. Defaults to `None`.
         dropout: float. Dropout in a new head. Defaults to `0.0`.
-        epochs, optimizer, learning_rate, label: As in `FullFineTune`.
+        epochs, optimizer, learning_rate, label, regularizer: As in `FullFineTune`.
 
     Example:
     ```python
@@ -332,7 +386,16 @@ def _output_activation(model: Model) -> str | None:
     return None if name in (None, "linear") else str(name)
 
 
-STRATEGY_NAMES = ("full", "partial", "feature_extractor", "scratch", "lp_ft", "gradual")
+STRATEGY_NAMES = (
+    "full",
+    "partial",
+    "feature_extractor",
+    "scratch",
+    "lp_ft",
+    "gradual",
+    "discriminative",
+    "layer_decay",
+)
 
 
 def resolve_strategy(strategy: Strategy | str) -> Strategy:
@@ -340,7 +403,9 @@ def resolve_strategy(strategy: Strategy | str) -> Strategy:
 
     Short names: `"full"`, `"partial"` (or `"partial:<upto>"`, e.g. `"partial:4"` or
     `"partial:block_13_expand"`), `"feature_extractor"` (or `"feature_extractor:<cut>"`),
-    `"scratch"`, `"lp_ft"` and `"gradual"`.
+    `"scratch"`, `"lp_ft"`, `"gradual"`, `"discriminative"` (fastai's `fine_tune`: one
+    epoch of head, then everything at half the rate with `lr_mult=100`) and `"layer_decay"`
+    (full fine-tuning with `layer_decay=0.75`, as BEiT and MAE).
 
     Args:
         strategy: A `Strategy` or a short name.
