@@ -18,8 +18,8 @@ from ._freeze import freeze as freeze
 from ._freeze import frozen as frozen
 from ._freeze import unfreeze as unfreeze
 from ._heads import as_feature_extractor as as_feature_extractor
-from ._l2sp import L2SP as L2SP
 from ._heads import replace_head as replace_head
+from ._l2sp import L2SP as L2SP
 from ._layers import LeafLayer as LeafLayer
 from ._layers import leaf_layers as leaf_layers
 from ._phases import PhaseRecord as PhaseRecord

@@ -60,9 +60,7 @@ class L2SP:
         for arg in ("alpha", "beta"):
             value = getattr(self, arg)
             if not is_real(value) or not (0 <= value < math.inf):
-                raise ValueError(
-                    f"`{arg}` must be a finite number >= 0. Received: {arg}={value!r}"
-                )
+                raise ValueError(f"`{arg}` must be a finite number >= 0. Received: {arg}={value!r}")
 
     def get_config(self) -> dict[str, float]:
         """The strengths (for run-log fingerprints)."""
@@ -72,9 +70,7 @@ class L2SP:
 def check_regularizer(value: Any) -> None:
     """Raise `TypeError` unless `value` is `None` or an `L2SP`."""
     if value is not None and not isinstance(value, L2SP):
-        raise TypeError(
-            f"`regularizer` must be None or an `L2SP`. Received: regularizer={value!r}"
-        )
+        raise TypeError(f"`regularizer` must be None or an `L2SP`. Received: regularizer={value!r}")
 
 
 class _Term:

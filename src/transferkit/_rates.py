@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -26,7 +27,7 @@ _Schedule = keras.optimizers.schedules.LearningRateSchedule
 
 
 @keras.saving.register_keras_serializable(package="transferkit")
-class ScaledSchedule(_Schedule):  # type: ignore[misc]
+class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
     """A learning-rate schedule times a constant factor (`LayerRates` scales schedules so)."""
 
     def __init__(self, schedule: Any, factor: float) -> None:
@@ -69,14 +70,16 @@ def check_multiplier(value: Any, arg: str) -> None:
 class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
     """Wrap an optimizer so each layer trains at its own multiple of the learning rate.
 
-    A variable whose path contains a key of `multipliers` as whole `/`-separated parts (so
-    a layer's name covers its weights, e.g. `"dense"` matches `"mlp/dense/kernel"`) trains at the learning rate times that multiplier (the
-    longest matching key wins); the rest at the learning rate itself. Each distinct
-    multiplier gets its own copy of `optimizer` with its rate (or schedule) scaled, so with
-    Adam-like optimizers the step, not just the gradient, scales. Multiplier 0 leaves a
-    variable bit-identical (no optimizer updates it, weight decay included). Setting
-    `learning_rate` sets the base rate of every group. `global_clipnorm` clips over all
-    variables together; each group keeps its own slots and step counter.
+    A variable trains at the learning rate times the multiplier of the longest key of
+    `multipliers` found in its path as whole `/`-separated parts (so a layer's name covers
+    its weights: `"dense"` matches `"mlp/dense/kernel"`), or at the learning rate itself if
+    no key matches. Each distinct multiplier gets its own copy of `optimizer` with its rate
+    (or schedule) scaled, so with Adam-like optimizers the step, not just the gradient,
+    scales. Multiplier 0 leaves a variable bit-identical (no optimizer updates it, weight
+    decay included). Setting `learning_rate` sets the base rate of every group.
+    `global_clipnorm` clips over all variables together; each group keeps its own slots and
+    step counter. The wrapper saves and loads with the model (`model.save`), optimizer state
+    included, so training resumes where it stopped.
 
     Args:
         optimizer: A `keras.optimizers.Optimizer` (its configuration is copied; the instance
@@ -111,9 +114,10 @@ class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
             raise TypeError(
                 f"`optimizer` must be a `keras.optimizers.Optimizer`. Received: {optimizer!r}"
             )
-        if isinstance(
-            optimizer, LayerRates | keras.optimizers.LossScaleOptimizer
-        ) or type(optimizer).__name__ == "MultiOptimizer":
+        if (
+            isinstance(optimizer, LayerRates | keras.optimizers.LossScaleOptimizer)
+            or type(optimizer).__name__ == "MultiOptimizer"
+        ):
             raise ValueError(
                 "`optimizer` must be a plain optimizer, not a wrapper. "
                 f"Received: optimizer={type(optimizer).__name__}"
@@ -306,3 +310,36 @@ def block_multipliers(
                     "per-layer rates cannot tell them apart. Give the layers unique names."
                 )
     return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateOptions:
+    """Strategy options for per-layer rates (a mixin before `_Base` in the bases)."""
+
+    lr_mult: float | None = None
+    layer_decay: float | None = None
+    blocks: Sequence[Boundary] | None = None
+
+    def _rates(self) -> dict[str, Any]:
+        return {"lr_mult": self.lr_mult, "layer_decay": self.layer_decay, "blocks": self.blocks}
+
+    def phases(self, model: Model, epochs: int) -> tuple[Any, ...]:
+        """One phase of `epochs` epochs, with the flags `prepare` set and the rates."""
+        from ._strategies import Phase  # strategies build on this module
+
+        return (Phase(epochs=epochs, **self._rates()),)
+
+
+def with_options(name: str, strategy: Any) -> str:
+    """`name` with the strategy's rates and L2-SP: `"full"` -> `"full(lr_mult=10.0, l2sp)"`."""
+    extra = [
+        f"{k}={getattr(strategy, k)!r}"
+        for k in ("lr_mult", "layer_decay")
+        if getattr(strategy, k, None) is not None
+    ]
+    extra += ["l2sp"] if getattr(strategy, "regularizer", None) is not None else []
+    if not extra:
+        return name
+    head, paren, inner = name.partition("(")
+    inner = inner[:-1] + ", " if paren else ""
+    return f"{head}({inner}{', '.join(extra)})"

@@ -16,7 +16,8 @@ import keras
 from ._freeze import unfreeze
 from ._heads import default_cut
 from ._layers import Boundary, leaf_layers, resolve_boundary
-from ._strategies import FullFineTune, Phase, _Base, _fmt_boundary, _Rated
+from ._rates import RateOptions
+from ._strategies import FullFineTune, Phase, _Base, _fmt_boundary
 from .types import Model
 
 _POOLING = (
@@ -61,7 +62,7 @@ class Scratch(_Base):
 
 
 @dataclass(frozen=True, kw_only=True)
-class LinearProbeThenFineTune(_Rated):
+class LinearProbeThenFineTune(RateOptions, _Base):
     """LP-FT: train the head on the frozen body, then fine-tune everything more gently.
 
     Phase 1 (`"probe"`) trains only the layers after `cut` (on cached activations where
@@ -79,8 +80,8 @@ class LinearProbeThenFineTune(_Rated):
             Defaults to `0.5`.
         train_bn: bool. Keep frozen BatchNormalization trainable in the probe. Defaults to
             `False`.
-        lr_mult, layer_decay: float or None. Per-layer rates of the fine-tuning phase, as
-            in `Phase`. Defaults to `None`.
+        lr_mult, layer_decay, blocks: Per-layer rates of the fine-tuning phase, as in
+            `FullFineTune`. Defaults to `None`.
         epochs, optimizer, learning_rate, label, regularizer: As in `FullFineTune` (`epochs`
             counts both phases).
 
@@ -137,7 +138,7 @@ class LinearProbeThenFineTune(_Rated):
 
 
 @dataclass(frozen=True, kw_only=True)
-class GradualUnfreeze(_Rated):
+class GradualUnfreeze(RateOptions, _Base):
     """Start with the head; unfreeze one more block from the top every `every` epochs.
 
     Blocks are the model's natural stages: the leaf layers after each pooling layer start a
@@ -155,7 +156,8 @@ class GradualUnfreeze(_Rated):
             trains). Defaults to `None`: everything before the classification layer.
         train_bn: bool. Keep frozen BatchNormalization trainable. Defaults to `False`.
         lr_mult, layer_decay: float or None. Per-layer rates of every phase after the first
-            (where more than the head trains), over the same blocks. Defaults to `None`.
+            (where more than the head trains); the blocks are the phases' (pass
+            `boundaries`, not `blocks`). Defaults to `None`.
         epochs, optimizer, learning_rate, label, regularizer: As in `FullFineTune` (`epochs`
             counts every phase).
 
@@ -183,6 +185,11 @@ class GradualUnfreeze(_Rated):
     def __post_init__(self) -> None:
         super().__post_init__()
         Phase(epochs=self.every)  # validates `every` as a number of epochs
+        if self.blocks is not None:
+            raise ValueError(
+                "`GradualUnfreeze`'s blocks are its phases: pass `boundaries` instead of "
+                f"`blocks`. Received: blocks={self.blocks!r}"
+            )
         if self.boundaries is not None and (
             isinstance(self.boundaries, str) or not isinstance(self.boundaries, Sequence)
         ):
@@ -229,7 +236,7 @@ class GradualUnfreeze(_Rated):
                 "`every`, or pass fewer `boundaries`."
             )
         last = epochs - self.every * (len(stages) - 1)
-        rates = {**self._rates(), "blocks": tuple(stages)} if self._has_rates() else {}
+        rates = {**self._rates(), "blocks": tuple(stages)}
         return tuple(
             Phase(
                 freeze_upto=k,

@@ -8,19 +8,19 @@ mutate), return the model to train. Anything that satisfies the `Strategy` proto
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import keras
 
 from ._data import check_learning_rate
 from ._freeze import freeze, unfreeze
-from ._l2sp import L2SP, check_regularizer
 from ._heads import default_cut, replace_head
+from ._l2sp import L2SP, check_regularizer
 from ._layers import Boundary, leaf_layers, resolve_boundary
-from ._rates import check_rates
-from ._runlog import describe
-from ._validate import check_positive_int
+from ._rates import RateOptions, check_rates, with_options
+from ._runlog import describe_fields as _describe_fields
+from ._validate import check_epochs
 from .types import Model
 
 
@@ -85,17 +85,12 @@ class Phase:
         train_bn: bool. Keep BatchNormalization in the frozen part trainable. Defaults to
             `False`.
         name: str. The phase's name in histories and records. Defaults to `""` (`"phase<i>"`).
-        lr_mult: float or None. Discriminative rates (fastai's `slice(lr / lr_mult, lr)`):
-            the blocks that train get rates spread geometrically from `lr / lr_mult` (the
-            lowest) to `lr` (the head). Defaults to `None`.
-        layer_decay: float in [0, 1] or None. Layer-wise decay (BEiT, timm): the block `k`
-            blocks below the head trains at `lr * layer_decay ** k` (0 trains only the head,
-            the rest bit-identical). Exclusive with `lr_mult`. Either one on a phase where
-            only the head block trains is an error (it would change nothing). Defaults to
-            `None`.
-        blocks: Sequence of int, str or Layer, or None. Where blocks start, for the two
-            settings above. Defaults to `None`: `GradualUnfreeze`'s blocks (a new block
-            after each pooling layer; the head after the final classification cut).
+        lr_mult, layer_decay: float or None. Per-layer rates by block, the head at the full
+            rate: fastai's `slice(lr / lr_mult, lr)` over the blocks that train, or BEiT's
+            `lr * layer_decay ** k` for the block `k` below the head (0 freezes by rate).
+            Exclusive; an error where only the head trains. Defaults to `None`.
+        blocks: Sequence of int, str or Layer, or None. Where blocks start. Defaults to
+            `None` (`GradualUnfreeze`'s: after each pooling layer, and the head).
 
     Example:
     ```python
@@ -135,25 +130,6 @@ class Phase:
         return _describe_fields(self)
 
 
-def check_epochs(epochs: Any) -> None:
-    """Raise `ValueError` unless `epochs` is None or a positive int (NumPy ints included)."""
-    if epochs is not None:
-        check_positive_int(epochs, "epochs")
-
-
-def _describe_fields(obj: Any) -> dict[str, Any]:
-    """`asdict` made JSON-safe: optimizers, schedules and layers by configuration or name."""
-    d = {f.name: getattr(obj, f.name) for f in fields(obj)}
-    for key, value in d.items():
-        if isinstance(value, keras.layers.Layer):
-            d[key] = value.name
-        elif isinstance(value, tuple | list):
-            d[key] = [v.name if isinstance(v, keras.layers.Layer) else v for v in value]
-        elif value is not None and not _jsonable(value):
-            d[key] = describe(value)
-    return d
-
-
 @dataclass(frozen=True, kw_only=True)
 class _Base:
     epochs: int | None = None
@@ -173,16 +149,7 @@ class _Base:
 
     @property
     def name(self) -> str:
-        if self.label:
-            return self.label
-        base = self._describe()
-        extra = [f"{k}={getattr(self, k)!r}" for k in _RATES if getattr(self, k, None) is not None]
-        extra += ["l2sp"] if self.regularizer is not None else []
-        if not extra:
-            return base
-        head, paren, inner = base.partition("(")
-        inner = inner[:-1] + ", " if paren else ""
-        return f"{head}({inner}{', '.join(extra)})"
+        return self.label or with_options(self._describe(), self)
 
     def validate(self, model: Model) -> None:
         leaf_layers(model)
@@ -195,31 +162,6 @@ class _Base:
         return {**_describe_fields(self), "type": type(self).__name__, "name": self.name}
 
 
-_RATES = ("lr_mult", "layer_decay")
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Rated(_Base):
-    """A strategy whose training phases may take per-layer rates (`lr_mult`, `layer_decay`)."""
-
-    lr_mult: float | None = None
-    layer_decay: float | None = None
-
-    def _rates(self) -> dict[str, Any]:
-        return {"lr_mult": self.lr_mult, "layer_decay": self.layer_decay}
-
-    def _has_rates(self) -> bool:
-        return self.lr_mult is not None or self.layer_decay is not None
-
-    def phases(self, model: Model, epochs: int) -> tuple[Phase, ...]:
-        """One phase of `epochs` epochs, with the flags `prepare` set and the rates."""
-        return (Phase(epochs=epochs, **self._rates()),)
-
-
-def _jsonable(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
-
-
 def _fmt_boundary(value: Boundary | None) -> str:
     if isinstance(value, keras.layers.Layer):
         return repr(value.name)
@@ -227,7 +169,7 @@ def _fmt_boundary(value: Boundary | None) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FullFineTune(_Rated):
+class FullFineTune(RateOptions, _Base):
     """Every layer trains, starting from the pretrained weights (lab method 1).
 
     Args:
@@ -235,8 +177,7 @@ class FullFineTune(_Rated):
         optimizer: str, optimizer or None. Defaults to `None` (the caller's).
         learning_rate: float or None. Defaults to `None`.
         label: str or None. Name in tables. Defaults to `"full"`.
-        lr_mult, layer_decay: float or None. Per-layer rates, as in `Phase`. Defaults to
-            `None`.
+        lr_mult, layer_decay, blocks: Per-layer rates, as in `Phase`. Defaults to `None`.
         regularizer: `L2SP` or None. Defaults to `None`.
 
     Example:
@@ -258,7 +199,7 @@ class FullFineTune(_Rated):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PartialFreeze(_Rated):
+class PartialFreeze(RateOptions, _Base):
     """Leaf layers up to a boundary are frozen, the rest train (lab method 2).
 
     Args:
@@ -268,8 +209,8 @@ class PartialFreeze(_Rated):
             the model has neither.
         train_bn: bool. Keep BatchNormalization in the frozen part trainable. Defaults to
             `False`.
-        epochs, optimizer, learning_rate, label, lr_mult, layer_decay, regularizer: As in
-            `FullFineTune`.
+        epochs, optimizer, learning_rate, label, lr_mult, layer_decay, blocks, regularizer:
+            As in `FullFineTune`.
 
     Example:
     ```python
@@ -386,16 +327,7 @@ def _output_activation(model: Model) -> str | None:
     return None if name in (None, "linear") else str(name)
 
 
-STRATEGY_NAMES = (
-    "full",
-    "partial",
-    "feature_extractor",
-    "scratch",
-    "lp_ft",
-    "gradual",
-    "discriminative",
-    "layer_decay",
-)
+STRATEGY_NAMES = ("full", "partial", "feature_extractor")
 
 
 def resolve_strategy(strategy: Strategy | str) -> Strategy:
@@ -403,9 +335,7 @@ def resolve_strategy(strategy: Strategy | str) -> Strategy:
 
     Short names: `"full"`, `"partial"` (or `"partial:<upto>"`, e.g. `"partial:4"` or
     `"partial:block_13_expand"`), `"feature_extractor"` (or `"feature_extractor:<cut>"`),
-    `"scratch"`, `"lp_ft"`, `"gradual"`, `"discriminative"` (fastai's `fine_tune`: one
-    epoch of head, then everything at half the rate with `lr_mult=100`) and `"layer_decay"`
-    (full fine-tuning with `layer_decay=0.75`, as BEiT and MAE).
+    `"scratch"`, `"lp_ft"`, `"gradual"`, `"discriminative"` and `"layer_decay"`.
 
     Args:
         strategy: A `Strategy` or a short name.
@@ -441,11 +371,12 @@ def resolve_strategy(strategy: Strategy | str) -> Strategy:
             return RECIPES[base]()  # type: ignore[no-any-return]
         import difflib
 
-        close = difflib.get_close_matches(base, STRATEGY_NAMES, n=1)
+        known = (*STRATEGY_NAMES, *RECIPES)
+        close = difflib.get_close_matches(base, known, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"Unknown strategy {strategy!r}. Known strategy names: "
-            f"{', '.join(repr(n) for n in STRATEGY_NAMES)} (with an optional ':<boundary>' for "
+            f"{', '.join(repr(n) for n in known)} (with an optional ':<boundary>' for "
             f"'partial' and 'feature_extractor'), or pass a `Strategy` object.{hint}"
         )
     if isinstance(strategy, Strategy) and not isinstance(strategy, type):
