@@ -62,22 +62,27 @@ def plain_sgd_step(data):
 
 
 @pytest.mark.parametrize(
-    "rates, factors",
+    "rates, user, factors",
     [
-        ({"layer_decay": 0.5}, [0.25, 0.5, 1.0]),
-        ({"layer_decay": 0.0}, [0.0, 0.0, 1.0]),
-        ({"lr_mult": 16.0}, [1 / 16, 1 / 4, 1.0]),
+        ({"layer_decay": 0.5}, None, [0.25, 0.5, 1.0]),
+        ({"layer_decay": 0.0}, None, [0.0, 0.0, 1.0]),
+        ({"lr_mult": 16.0}, None, [1 / 16, 1 / 4, 1.0]),
+        ({"layer_decay": 0.5}, {"h1": 0.0, "out": 2.0}, [0.0, 0.5, 2.0]),  # rates multiply
     ],
 )
-def test_sgd_step_scales_exactly_per_block(data, plain_sgd_step, rates, factors):
+def test_sgd_step_scales_exactly_per_block(data, plain_sgd_step, rates, user, factors):
     model, start, plain = plain_sgd_step
     weights, flags = weights_of(model), flags_of(model)
     rated = tk.FullFineTune(blocks=BLOCKS, **rates)
-    _, scaled, result = _step(model, data, rated, keras.optimizers.SGD(0.1))
+    sgd = keras.optimizers.SGD(0.1)
+    optimizer = sgd if user is None else tk.LayerRates(sgd, user)
+    _, scaled, result = _step(model, data, rated, optimizer)
     for block, factor in enumerate(factors):
         _assert_scaled(start[block], plain[block], scaled[block], factor)
-    assert isinstance(result.model.optimizer, tk.LayerRates)  # the user's SGD, in groups
-    assert all(type(g).__name__ == "SGD" for g in result.model.optimizer.groups)
+    groups = result.model.optimizer.groups  # the user's SGD, one copy per multiplier
+    assert all(type(g).__name__ == "SGD" for g in groups)
+    if keras.backend.backend() == "torch":  # each copy runs Keras's fused PyTorch update
+        assert all(type(g).__module__.endswith("torch_sgd") for g in groups)
     assert_untouched(model, weights, flags)
 
 

@@ -14,7 +14,7 @@ from ._cache import CacheInfo, CachePlan, FeatureCache, fit_input, plan_cache
 from ._callbacks import make_early_stopping, see_full_model
 from ._data import ArrayData
 from ._freeze import RecompileWarning, TrainableState, freeze
-from ._rates import LayerRates, block_multipliers
+from ._rates import block_multipliers, with_rates
 from ._strategies import Phase, Strategy
 from .timing import EpochTimer, count_params
 from .types import Model
@@ -110,7 +110,8 @@ def phase_optimizer(
     """A fresh optimizer for `phase`: its own, or the base one at `lr_scale` times the rate.
 
     With per-layer rates on the phase, the optimizer is wrapped in `LayerRates` with the
-    multipliers of `model` under the phase's flags (`model`'s flags are left as found).
+    multipliers of `model` under the phase's flags (`model`'s flags are left as found); a
+    `LayerRates` optimizer has its own multipliers multiplied in.
     """
     opt = _scaled_optimizer(phase, base, base_lr, make)
     if model is None or (phase.lr_mult is None and phase.layer_decay is None):
@@ -121,7 +122,7 @@ def phase_optimizer(
         multipliers = phase_multipliers(model, phase)
     finally:
         state.restore()
-    return opt if multipliers is None else LayerRates(opt, multipliers)
+    return opt if multipliers is None else with_rates(opt, multipliers)
 
 
 def _scaled_optimizer(phase: Phase, base: str | Any, base_lr: Any, make: Any) -> Any:

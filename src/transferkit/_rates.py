@@ -144,9 +144,7 @@ class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
 
     def multiplier(self, variable: Any) -> float:
         """The multiplier of `variable`: its longest matching key's, else 1."""
-        path = f"/{variable.path}/"
-        keys = [k for k in self.multipliers if f"/{k}/" in path]
-        return self.multipliers[max(keys, key=len)] if keys else 1.0
+        return _lookup(self.multipliers, str(variable.path))
 
     def build(self, var_list: Sequence[Any]) -> None:
         """Build one inner optimizer per distinct non-zero multiplier."""
@@ -232,6 +230,21 @@ class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
         """Rebuild from `get_config`'s output."""
         inner = keras.optimizers.deserialize(config["optimizer"], custom_objects=custom_objects)
         return cls(inner, config["multipliers"], name=config.get("name"))
+
+
+def _lookup(multipliers: Mapping[str, float], path: str) -> float:
+    keys = [k for k in multipliers if f"/{k}/" in f"/{path}/"]
+    return multipliers[max(keys, key=len)] if keys else 1.0
+
+
+def with_rates(optimizer: Any, multipliers: dict[str, float]) -> LayerRates:
+    """`optimizer` wrapped in `LayerRates`; a `LayerRates` given has its rates multiplied in."""
+    if isinstance(optimizer, LayerRates):
+        config = optimizer.get_config()
+        inner = keras.optimizers.deserialize(config["optimizer"])
+        own = config["multipliers"]
+        return LayerRates(inner, {p: m * _lookup(own, p) for p, m in multipliers.items()})
+    return LayerRates(optimizer, multipliers)
 
 
 def check_rates(lr_mult: Any, layer_decay: Any) -> None:
