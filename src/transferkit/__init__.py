@@ -19,10 +19,12 @@ from ._freeze import frozen as frozen
 from ._freeze import unfreeze as unfreeze
 from ._heads import as_feature_extractor as as_feature_extractor
 from ._heads import replace_head as replace_head
+from ._l2sp import L2SP as L2SP
 from ._layers import LeafLayer as LeafLayer
 from ._layers import leaf_layers as leaf_layers
 from ._lora import LoRA as LoRA
 from ._phases import PhaseRecord as PhaseRecord
+from ._rates import LayerRates as LayerRates
 from ._recipes import GradualUnfreeze as GradualUnfreeze
 from ._recipes import LinearProbeThenFineTune as LinearProbeThenFineTune
 from ._recipes import Scratch as Scratch
@@ -56,6 +58,8 @@ __all__ = [
     "LinearProbeThenFineTune",
     "GradualUnfreeze",
     "LoRA",
+    "L2SP",
+    "LayerRates",
     "Strategy",
     "fine_tune",
     "resolve_strategy",

@@ -14,6 +14,7 @@ from ._cache import CacheInfo, CachePlan, FeatureCache, fit_input, plan_cache
 from ._callbacks import make_early_stopping, see_full_model
 from ._data import ArrayData
 from ._freeze import RecompileWarning, TrainableState, freeze
+from ._rates import block_multipliers, with_rates
 from ._strategies import Phase, Strategy
 from .timing import EpochTimer, count_params
 from .types import Model
@@ -87,12 +88,44 @@ def check_phases(model: Model, phases: Sequence[Phase], strategy: str) -> None:
                     f"every weight is frozen (freeze_upto={phase.freeze_upto!r}). Freeze fewer "
                     "layers in that phase."
                 )
+            phase_multipliers(model, phase)
     finally:
         state.restore()
 
 
-def phase_optimizer(phase: Phase, base: str | Any, base_lr: Any, make: Any) -> Any:
-    """A fresh optimizer for `phase`: its own, or the base one at `lr_scale` times the rate."""
+def phase_multipliers(model: Model, phase: Phase) -> dict[str, float] | None:
+    """Per-variable rate multipliers of `phase` on `model` (with its flags set as they are)."""
+    return block_multipliers(
+        model,
+        lr_mult=phase.lr_mult,
+        layer_decay=phase.layer_decay,
+        blocks=phase.blocks,
+        phase=phase.name,
+    )
+
+
+def phase_optimizer(
+    phase: Phase, base: str | Any, base_lr: Any, make: Any, model: Model | None = None
+) -> Any:
+    """A fresh optimizer for `phase`: its own, or the base one at `lr_scale` times the rate.
+
+    With per-layer rates on the phase, the optimizer is wrapped in `LayerRates` with the
+    multipliers of `model` under the phase's flags (`model`'s flags are left as found); a
+    `LayerRates` optimizer has its own multipliers multiplied in.
+    """
+    opt = _scaled_optimizer(phase, base, base_lr, make)
+    if model is None or (phase.lr_mult is None and phase.layer_decay is None):
+        return opt
+    state = TrainableState.capture(model)
+    try:
+        apply_phase(model, phase)
+        multipliers = phase_multipliers(model, phase)
+    finally:
+        state.restore()
+    return opt if multipliers is None else with_rates(opt, multipliers)
+
+
+def _scaled_optimizer(phase: Phase, base: str | Any, base_lr: Any, make: Any) -> Any:
     opt = make(phase.optimizer or base, phase.learning_rate or base_lr)
     if phase.learning_rate is None and phase.lr_scale != 1.0:
         rate = opt.learning_rate

@@ -17,7 +17,8 @@ from ._freeze import unfreeze
 from ._heads import default_cut
 from ._layers import Boundary, leaf_layers, resolve_boundary
 from ._lora import LoRA
-from ._strategies import Phase, _Base, _fmt_boundary
+from ._rates import RateOptions
+from ._strategies import FullFineTune, Phase, _Base, _fmt_boundary
 from .types import Model
 
 _POOLING = (
@@ -39,7 +40,7 @@ class Scratch(_Base):
     than this has not transferred anything useful (negative transfer when it does worse).
 
     Args:
-        epochs, optimizer, learning_rate, label: As in `FullFineTune`.
+        epochs, optimizer, learning_rate, label, regularizer: As in `FullFineTune`.
 
     Example:
     ```python
@@ -62,7 +63,7 @@ class Scratch(_Base):
 
 
 @dataclass(frozen=True, kw_only=True)
-class LinearProbeThenFineTune(_Base):
+class LinearProbeThenFineTune(RateOptions, _Base):
     """LP-FT: train the head on the frozen body, then fine-tune everything more gently.
 
     Phase 1 (`"probe"`) trains only the layers after `cut` (on cached activations where
@@ -80,8 +81,10 @@ class LinearProbeThenFineTune(_Base):
             Defaults to `0.5`.
         train_bn: bool. Keep frozen BatchNormalization trainable in the probe. Defaults to
             `False`.
-        epochs, optimizer, learning_rate, label: As in `FullFineTune` (`epochs` counts both
-            phases).
+        lr_mult, layer_decay, blocks: Per-layer rates of the fine-tuning phase, as in
+            `FullFineTune`. Defaults to `None`.
+        epochs, optimizer, learning_rate, label, regularizer: As in `FullFineTune` (`epochs`
+            counts both phases).
 
     Example:
     ```python
@@ -130,12 +133,13 @@ class LinearProbeThenFineTune(_Base):
                 epochs=epochs - self.probe_epochs,
                 lr_scale=self.lr_scale,
                 name="fine_tune",
+                **self._rates(),
             ),
         )
 
 
 @dataclass(frozen=True, kw_only=True)
-class GradualUnfreeze(_Base):
+class GradualUnfreeze(RateOptions, _Base):
     """Start with the head; unfreeze one more block from the top every `every` epochs.
 
     Blocks are the model's natural stages: the leaf layers after each pooling layer start a
@@ -152,8 +156,11 @@ class GradualUnfreeze(_Base):
         cut: None, int, str or Layer. The last frozen layer of the first phase (the head
             trains). Defaults to `None`: everything before the classification layer.
         train_bn: bool. Keep frozen BatchNormalization trainable. Defaults to `False`.
-        epochs, optimizer, learning_rate, label: As in `FullFineTune` (`epochs` counts every
-            phase).
+        lr_mult, layer_decay: float or None. Per-layer rates of every phase after the first
+            (where more than the head trains); the blocks are the phases' (pass
+            `boundaries`, not `blocks`). Defaults to `None`.
+        epochs, optimizer, learning_rate, label, regularizer: As in `FullFineTune` (`epochs`
+            counts every phase).
 
     Example:
     ```python
@@ -179,6 +186,11 @@ class GradualUnfreeze(_Base):
     def __post_init__(self) -> None:
         super().__post_init__()
         Phase(epochs=self.every)  # validates `every` as a number of epochs
+        if self.blocks is not None:
+            raise ValueError(
+                "`GradualUnfreeze`'s blocks are its phases: pass `boundaries` instead of "
+                f"`blocks`. Received: blocks={self.blocks!r}"
+            )
         if self.boundaries is not None and (
             isinstance(self.boundaries, str) or not isinstance(self.boundaries, Sequence)
         ):
@@ -225,12 +237,14 @@ class GradualUnfreeze(_Base):
                 "`every`, or pass fewer `boundaries`."
             )
         last = epochs - self.every * (len(stages) - 1)
+        rates = {**self._rates(), "blocks": tuple(stages)}
         return tuple(
             Phase(
                 freeze_upto=k,
                 epochs=self.every if i < len(stages) - 1 else last,
                 train_bn=self.train_bn,
                 name=f"unfreeze{i}" if i else "head",
+                **(rates if i else {}),
             )
             for i, k in enumerate(stages)
         )
@@ -246,10 +260,22 @@ def _probe_cut(model: Model, cut: Boundary | None) -> int:
     return k
 
 
+def discriminative() -> LinearProbeThenFineTune:
+    """fastai's `Learner.fine_tune`: one head epoch, then all at half rate, `lr_mult=100`."""
+    return LinearProbeThenFineTune(lr_mult=100.0, label="discriminative")
+
+
+def layer_decay() -> FullFineTune:
+    """Full fine-tuning with layer-wise rate decay 0.75 (BEiT, MAE)."""
+    return FullFineTune(layer_decay=0.75, label="layer_decay")
+
+
 RECIPES: dict[str, Any] = {
     "scratch": Scratch,
     "lp_ft": LinearProbeThenFineTune,
     "gradual": GradualUnfreeze,
+    "discriminative": discriminative,
+    "layer_decay": layer_decay,
     "lora": LoRA,
 }
 """Short names of the recipes, for `resolve_strategy`."""

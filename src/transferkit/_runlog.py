@@ -10,6 +10,7 @@ last line; that damaged tail is moved aside to a sibling file (never deleted) on
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from ._comparison import RunRecord
@@ -85,6 +87,19 @@ def describe(value: Any) -> Any:
         args = {p: _jsonable(getattr(value, p)) for p in params if hasattr(value, p)}
         return {"class_name": name, "config": args}
     return {"class_name": name}
+
+
+def describe_fields(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields made JSON-safe: optimizers, schedules, layers by config or name."""
+    d = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    for key, value in d.items():
+        if isinstance(value, keras.layers.Layer):
+            d[key] = value.name
+        elif isinstance(value, tuple | list):
+            d[key] = [v.name if isinstance(v, keras.layers.Layer) else v for v in value]
+        elif value is not None and not isinstance(value, str | int | float | bool):
+            d[key] = describe(value)
+    return d
 
 
 def data_hashes(

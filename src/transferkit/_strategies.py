@@ -8,7 +8,7 @@ mutate), return the model to train. Anything that satisfies the `Strategy` proto
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import keras
@@ -16,9 +16,11 @@ import keras
 from ._data import check_learning_rate
 from ._freeze import freeze, unfreeze
 from ._heads import default_cut, replace_head
+from ._l2sp import L2SP, check_regularizer
 from ._layers import Boundary, leaf_layers, resolve_boundary
-from ._runlog import describe
-from ._validate import check_positive_int
+from ._rates import RateOptions, check_rates, with_options
+from ._runlog import describe_fields as _describe_fields
+from ._validate import check_epochs
 from .types import Model
 
 
@@ -85,6 +87,12 @@ class Phase:
         train_bn: bool. Keep BatchNormalization in the frozen part trainable. Defaults to
             `False`.
         name: str. The phase's name in histories and records. Defaults to `""` (`"phase<i>"`).
+        lr_mult, layer_decay: float or None. Per-layer rates by block, the head at the full
+            rate: fastai's `slice(lr / lr_mult, lr)` over the blocks that train, or BEiT's
+            `lr * layer_decay ** k` for the block `k` below the head (0 freezes by rate).
+            Exclusive; an error where only the head trains. Defaults to `None`.
+        blocks: Sequence of int, str or Layer, or None. Where blocks start. Defaults to
+            `None` (`GradualUnfreeze`'s: after each pooling layer, and the head).
 
     Example:
     ```python
@@ -102,10 +110,14 @@ class Phase:
     lr_scale: float = 1.0
     train_bn: bool = False
     name: str = ""
+    lr_mult: float | None = None
+    layer_decay: float | None = None
+    blocks: Sequence[Boundary] | None = None
 
     def __post_init__(self) -> None:
         check_epochs(self.epochs)
         check_learning_rate(self.learning_rate)
+        check_rates(self.lr_mult, self.layer_decay)
         if (
             isinstance(self.lr_scale, bool)
             or not isinstance(self.lr_scale, int | float)
@@ -120,42 +132,26 @@ class Phase:
         return _describe_fields(self)
 
 
-def check_epochs(epochs: Any) -> None:
-    """Raise `ValueError` unless `epochs` is None or a positive int (NumPy ints included)."""
-    if epochs is not None:
-        check_positive_int(epochs, "epochs")
-
-
-def _describe_fields(obj: Any) -> dict[str, Any]:
-    """`asdict` made JSON-safe: optimizers, schedules and layers by configuration or name."""
-    d = {f.name: getattr(obj, f.name) for f in fields(obj)}
-    for key, value in d.items():
-        if isinstance(value, keras.layers.Layer):
-            d[key] = value.name
-        elif isinstance(value, tuple | list):
-            d[key] = [v.name if isinstance(v, keras.layers.Layer) else v for v in value]
-        elif value is not None and not _jsonable(value):
-            d[key] = describe(value)
-    return d
-
-
 @dataclass(frozen=True, kw_only=True)
 class _Base:
     epochs: int | None = None
     optimizer: str | Any | None = field(default=None, compare=False)
     learning_rate: float | None = None
     label: str | None = None
+    regularizer: L2SP | None = None
 
     def __post_init__(self) -> None:
         check_epochs(self.epochs)
         check_learning_rate(self.learning_rate)
+        check_regularizer(self.regularizer)
+        check_rates(getattr(self, "lr_mult", None), getattr(self, "layer_decay", None))
 
     def _describe(self) -> str:
         raise NotImplementedError
 
     @property
     def name(self) -> str:
-        return self.label or self._describe()
+        return self.label or with_options(self._describe(), self)
 
     def validate(self, model: Model) -> None:
         leaf_layers(model)
@@ -172,10 +168,6 @@ class _Base:
         return {**_describe_fields(self), "type": type(self).__name__, "name": self.name}
 
 
-def _jsonable(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool)
-
-
 def _fmt_boundary(value: Boundary | None) -> str:
     if isinstance(value, keras.layers.Layer):
         return repr(value.name)
@@ -183,7 +175,7 @@ def _fmt_boundary(value: Boundary | None) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FullFineTune(_Base):
+class FullFineTune(RateOptions, _Base):
     """Every layer trains, starting from the pretrained weights (lab method 1).
 
     Args:
@@ -191,6 +183,8 @@ class FullFineTune(_Base):
         optimizer: str, optimizer or None. Defaults to `None` (the caller's).
         learning_rate: float or None. Defaults to `None`.
         label: str or None. Name in tables. Defaults to `"full"`.
+        lr_mult, layer_decay, blocks: Per-layer rates, as in `Phase`. Defaults to `None`.
+        regularizer: `L2SP` or None. Defaults to `None`.
 
     Example:
     ```python
@@ -211,7 +205,7 @@ class FullFineTune(_Base):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PartialFreeze(_Base):
+class PartialFreeze(RateOptions, _Base):
     """Leaf layers up to a boundary are frozen, the rest train (lab method 2).
 
     Args:
@@ -221,7 +215,8 @@ class PartialFreeze(_Base):
             the model has neither.
         train_bn: bool. Keep BatchNormalization in the frozen part trainable. Defaults to
             `False`.
-        epochs, optimizer, learning_rate, label: As in `FullFineTune`.
+        epochs, optimizer, learning_rate, label, lr_mult, layer_decay, blocks, regularizer:
+            As in `FullFineTune`.
 
     Example:
     ```python
@@ -281,7 +276,7 @@ class FeatureExtractor(_Base):
         hidden: Sequence of int or None. Sizes of a new head's hidden layers, or `None` to
             keep (and train) the model's own layers after `cut`. Defaults to `None`.
         dropout: float. Dropout in a new head. Defaults to `0.0`.
-        epochs, optimizer, learning_rate, label: As in `FullFineTune`.
+        epochs, optimizer, learning_rate, label, regularizer: As in `FullFineTune`.
 
     Example:
     ```python
@@ -338,7 +333,7 @@ def _output_activation(model: Model) -> str | None:
     return None if name in (None, "linear") else str(name)
 
 
-STRATEGY_NAMES = ("full", "partial", "feature_extractor", "scratch", "lp_ft", "gradual", "lora")
+STRATEGY_NAMES = ("full", "partial", "feature_extractor")
 
 
 def resolve_strategy(strategy: Strategy | str) -> Strategy:
@@ -346,7 +341,7 @@ def resolve_strategy(strategy: Strategy | str) -> Strategy:
 
     Short names: `"full"`, `"partial"` (or `"partial:<upto>"`, e.g. `"partial:4"` or
     `"partial:block_13_expand"`), `"feature_extractor"` (or `"feature_extractor:<cut>"`),
-    `"scratch"`, `"lp_ft"`, `"gradual"` and `"lora"`.
+    `"scratch"`, `"lp_ft"`, `"gradual"`, `"discriminative"`, `"layer_decay"` and `"lora"`.
 
     Args:
         strategy: A `Strategy` or a short name.
@@ -382,11 +377,12 @@ def resolve_strategy(strategy: Strategy | str) -> Strategy:
             return RECIPES[base]()  # type: ignore[no-any-return]
         import difflib
 
-        close = difflib.get_close_matches(base, STRATEGY_NAMES, n=1)
+        known = (*STRATEGY_NAMES, *RECIPES)
+        close = difflib.get_close_matches(base, known, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"Unknown strategy {strategy!r}. Known strategy names: "
-            f"{', '.join(repr(n) for n in STRATEGY_NAMES)} (with an optional ':<boundary>' for "
+            f"{', '.join(repr(n) for n in known)} (with an optional ':<boundary>' for "
             f"'partial' and 'feature_extractor'), or pass a `Strategy` object.{hint}"
         )
     if isinstance(strategy, Strategy) and not isinstance(strategy, type):

@@ -15,6 +15,7 @@ from ._callbacks import EarlyStoppingSpec, check_early_stopping
 from ._copy import copy_model
 from ._data import ArrayData, Data, check_learning_rate, check_pair, default_loss
 from ._freeze import RecompileWarning
+from ._l2sp import attach_l2sp
 from ._layers import ensure_built
 from ._phases import PhaseRecord, PhaseRunner, check_phases, phase_optimizer, strategy_phases
 from ._strategies import Strategy, resolve_strategy
@@ -298,6 +299,8 @@ def fine_tune(
         ),
         "jit_compile": default_jit_compile() if jit_compile == "auto" else jit_compile,
     }
+    regularizer = getattr(strat, "regularizer", None)
+    penalty = None if regularizer is None else attach_l2sp(prepared, regularizer, work.weights)
     runner = PhaseRunner(
         prepared=prepared,
         train=train_arrays,
@@ -308,7 +311,7 @@ def fine_tune(
         cache_off_reason=off,
         batch_size=batch_size,
         compile_kwargs=compile_kwargs,
-        callbacks=callbacks,
+        callbacks=[*callbacks, *([penalty.logger()] if penalty else [])],
         early_stopping=early_stopping,
         seed=seed,
         verbose=verbose,
@@ -316,18 +319,24 @@ def fine_tune(
     records: list[PhaseRecord] = []
     history: dict[str, list[float]] = {}
     optimizer_used: Any = None
-    for index, phase in enumerate(phases):
-        optimizer_used = phase_optimizer(phase, base_optimizer, base_lr, make_optimizer)
-        record, values = runner.run(index, phase, optimizer_used)
-        records.append(record)
-        for key, vals in values.items():
-            history.setdefault(key, []).extend(vals)
+    try:
+        for index, phase in enumerate(phases):
+            optimizer_used = phase_optimizer(
+                phase, base_optimizer, base_lr, make_optimizer, prepared
+            )
+            record, values = runner.run(index, phase, optimizer_used)
+            records.append(record)
+            for key, vals in values.items():
+                history.setdefault(key, []).extend(vals)
+    finally:
+        if penalty is not None:  # the returned (or caller's) model carries no L2-SP term
+            penalty.detach()
     finish = getattr(strat, "finish", None)  # e.g. LoRA merges its adapters here
     final = finish(prepared) if callable(finish) else prepared
     if getattr(final, "optimizer", None) is not optimizer_used:  # the remainder trained, or
         last = phases[-1]  # `finish` returned a new model: compile it as the run did
         final.compile(
-            optimizer=phase_optimizer(last, base_optimizer, base_lr, make_optimizer),
+            optimizer=phase_optimizer(last, base_optimizer, base_lr, make_optimizer, final),
             **{k: compile_kwargs[k] for k in ("loss", "metrics")},
         )
     total = time.perf_counter() - start

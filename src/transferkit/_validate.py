@@ -25,3 +25,9 @@ def check_positive_int(value: Any, arg: str, *, allow_zero: bool = False) -> int
         return int(value)
     kind = "non-negative" if allow_zero else "positive"
     raise ValueError(f"`{arg}` must be a {kind} int. Received: {arg}={value!r}")
+
+
+def check_epochs(epochs: Any) -> None:
+    """Raise `ValueError` unless `epochs` is None or a positive int (NumPy ints included)."""
+    if epochs is not None:
+        check_positive_int(epochs, "epochs")

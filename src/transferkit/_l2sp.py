@@ -1,0 +1,148 @@
+"""L2-SP: keep transferred weights near their starting point, and new head weights small.
+
+Li, Grandvalet and Davoine (ICML 2018): instead of weight decay towards zero, penalise the
+distance of the transferred weights from their pretrained values. The penalty rides on Keras's
+own mechanism: each trainable variable gets a `regularizer` for the run, so the trainer adds
+it to the loss on every backend, only for weights that train (frozen or cached layers pay
+nothing), and it is removed again after training.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from ._validate import is_real
+from .types import Model
+
+
+@dataclass(frozen=True, kw_only=True)
+class L2SP:
+    """The L2-SP penalty, an option of every strategy (`regularizer=L2SP(...)`).
+
+    During training the loss gains `alpha * sum((w - w0) ** 2)` over the transferred
+    weights that train (`w0`: their values when training starts, so this term is 0 at the
+    start) and `beta * sum(w ** 2)` over the new weights that train. Transferred weights are
+    those of the pretrained model the strategy kept (its own head included); new weights are
+    those the strategy created (a head from `replace_head` or `FeatureExtractor(hidden=...)`,
+    every weight of `Scratch`). Strengths follow `keras.regularizers.L2` (no factor 1/2: the
+    paper's alpha=0.1, beta=0.01 are `alpha=0.05, beta=0.005` here). Frozen weights, and
+    those cached by the frozen-prefix cache, pay nothing. A layer's own regularizers still
+    apply. `fine_tune` records the penalty at the end of each epoch as `history["l2sp"]` and
+    removes it from the returned model, which saves and loads as plain Keras.
+
+    Args:
+        alpha: float >= 0. Strength of the pull towards the starting weights. Defaults to
+            `0.05`.
+        beta: float >= 0. Strength of the L2 penalty on new weights. Defaults to `0.005`.
+
+    Raises:
+        ValueError: For a negative or non-finite strength.
+
+    Example:
+    ```python
+    from transferkit import FullFineTune, L2SP
+
+    strategy = FullFineTune(regularizer=L2SP(alpha=0.1))
+    assert strategy.name == "full(l2sp)" and strategy.regularizer.beta == 0.005
+    ```
+    """
+
+    alpha: float = 0.05
+    beta: float = 0.005
+
+    def __post_init__(self) -> None:
+        for arg in ("alpha", "beta"):
+            value = getattr(self, arg)
+            if not is_real(value) or not (0 <= value < math.inf):
+                raise ValueError(f"`{arg}` must be a finite number >= 0. Received: {arg}={value!r}")
+
+    def get_config(self) -> dict[str, float]:
+        """The strengths (for run-log fingerprints)."""
+        return {"alpha": float(self.alpha), "beta": float(self.beta)}
+
+
+def check_regularizer(value: Any) -> None:
+    """Raise `TypeError` unless `value` is `None` or an `L2SP`."""
+    if value is not None and not isinstance(value, L2SP):
+        raise TypeError(f"`regularizer` must be None or an `L2SP`. Received: regularizer={value!r}")
+
+
+class _Term:
+    """One variable's penalty: `strength * sum((v - anchor) ** 2)`, plus its old regularizer."""
+
+    def __init__(self, strength: float, anchor: Any, previous: Any) -> None:
+        self.strength = strength
+        self.anchor = anchor
+        self.previous = previous
+
+    def __call__(self, value: Any) -> Any:
+        diff = value if self.anchor is None else keras.ops.subtract(value, self.anchor)
+        term = keras.ops.multiply(self.strength, keras.ops.sum(keras.ops.square(diff)))
+        return term if self.previous is None else keras.ops.add(term, self.previous(value))
+
+
+@dataclass
+class Penalty:
+    """The L2-SP terms attached to one model's variables for a run."""
+
+    model: Model
+    terms: list[tuple[Any, _Term, np.ndarray[Any, Any] | None]]
+
+    def value(self) -> float:
+        """The penalty over the weights that train now, computed in NumPy."""
+        trainable = {id(v) for v in self.model.trainable_weights}
+        total = 0.0
+        for var, term, start in self.terms:
+            if id(var) in trainable:
+                w = np.asarray(keras.ops.convert_to_numpy(var), dtype=np.float64)
+                d = w if start is None else w - start
+                total += term.strength * float(np.sum(d * d))
+        return total
+
+    def detach(self) -> None:
+        """Give every variable back the regularizer it had."""
+        for var, term, _ in self.terms:
+            var.regularizer = term.previous
+
+    def logger(self) -> keras.callbacks.Callback:
+        """A callback writing the penalty into each epoch's logs as `"l2sp"`."""
+        return _PenaltyLogger(self.value)
+
+
+class _PenaltyLogger(keras.callbacks.Callback):  # type: ignore[misc]
+    def __init__(self, measure: Callable[[], float]) -> None:
+        super().__init__()
+        self.measure = measure
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is not None:
+            logs["l2sp"] = self.measure()
+
+
+def attach_l2sp(model: Model, reg: L2SP, transferred: Iterable[Any]) -> Penalty:
+    """Attach `reg` to `model`'s float variables; `transferred` holds the kept ones.
+
+    Mutates the variables' `regularizer` until `Penalty.detach`. Non-float variables and
+    those of a term with strength 0 are left alone.
+    """
+    kept = {id(v) for v in transferred}
+    terms: list[tuple[Any, _Term, np.ndarray[Any, Any] | None]] = []
+    for var in model.weights:
+        if "float" not in str(var.dtype) or (not var.trainable and id(var) not in kept):
+            continue
+        is_kept = id(var) in kept
+        strength = float(reg.alpha if is_kept else reg.beta)
+        if strength == 0:
+            continue
+        start = np.array(keras.ops.convert_to_numpy(var), copy=True) if is_kept else None
+        anchor = None if start is None else keras.ops.convert_to_tensor(start)
+        term = _Term(strength, anchor, var.regularizer)
+        var.regularizer = term
+        terms.append((var, term, start))
+    return Penalty(model=model, terms=terms)

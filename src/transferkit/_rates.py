@@ -1,0 +1,358 @@
+"""Per-layer learning rates: `LayerRates`, an optimizer that scales the rate per variable.
+
+Keras 3 optimizers have no parameter groups, and for Adam-like optimizers scaling a gradient
+does not scale the step. `LayerRates` (after Keras's `LossScaleOptimizer`, which wraps an
+inner optimizer) keeps one clone of the user's optimizer per distinct multiplier, each with
+the learning rate (or schedule) times that multiplier, and hands each clone its variables.
+Variables with multiplier 0 are given to no clone: they stay bit-identical. Each clone runs
+its backend's own update path (PyTorch's fused one included); JAX's `stateless_apply` goes
+through `apply` in a stateless scope, which sees every clone's variables.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from ._layers import Boundary, leaf_layers, resolve_boundary
+from ._validate import is_real
+from .types import Model
+
+_Schedule = keras.optimizers.schedules.LearningRateSchedule
+
+
+@keras.saving.register_keras_serializable(package="transferkit")
+class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
+    """A learning-rate schedule times a constant factor (`LayerRates` scales schedules so)."""
+
+    def __init__(self, schedule: Any, factor: float) -> None:
+        self.schedule = schedule
+        self.factor = float(factor)
+
+    def __call__(self, step: Any) -> Any:
+        return self.schedule(step) * self.factor
+
+    def get_config(self) -> dict[str, Any]:
+        """The wrapped schedule (serialised) and the factor."""
+        return {
+            "schedule": keras.saving.serialize_keras_object(self.schedule),
+            "factor": self.factor,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ScaledSchedule:
+        """Rebuild from `get_config`'s output."""
+        schedule = keras.saving.deserialize_keras_object(config["schedule"])
+        return cls(schedule, config["factor"])
+
+
+def _scaled_rate(rate: Any, factor: float) -> Any:
+    if isinstance(rate, _Schedule):
+        return ScaledSchedule(rate, factor)
+    return float(keras.ops.convert_to_numpy(rate)) * factor
+
+
+def check_multiplier(value: Any, arg: str) -> None:
+    """Raise `ValueError` unless `value` is a finite number >= 0."""
+    if not is_real(value) or not (0 <= value < math.inf):
+        raise ValueError(
+            f"`{arg}` must be a finite number >= 0 (0 leaves a layer's weights unchanged). "
+            f"Received: {arg}={value!r}"
+        )
+
+
+@keras.saving.register_keras_serializable(package="transferkit")
+class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
+    """Wrap an optimizer so each layer trains at its own multiple of the learning rate.
+
+    A variable trains at the learning rate times the multiplier of the longest key of
+    `multipliers` found in its path as whole `/`-separated parts (so a layer's name covers
+    its weights: `"dense"` matches `"mlp/dense/kernel"`), or at the learning rate itself if
+    no key matches. Each distinct multiplier gets its own copy of `optimizer` with its rate
+    (or schedule) scaled, so with Adam-like optimizers the step, not just the gradient,
+    scales. Multiplier 0 leaves a variable bit-identical (no optimizer updates it, weight
+    decay included). Setting `learning_rate` sets the base rate of every group.
+    `global_clipnorm` clips over all variables together; each group keeps its own slots and
+    step counter. The wrapper saves and loads with the model (`model.save`), optimizer state
+    included, so training resumes where it stopped.
+
+    Args:
+        optimizer: A `keras.optimizers.Optimizer` (its configuration is copied; the instance
+            is not used).
+        multipliers: Mapping of variable or layer path (e.g. `"dense"` or
+            `"dense/kernel"`) to a finite multiplier >= 0.
+        name: str or None. Defaults to `None` (`"layer_rates"`).
+
+    Raises:
+        ValueError: For a negative or non-finite multiplier, or a wrapper as `optimizer`.
+        TypeError: If `optimizer` is not a Keras optimizer.
+
+    Example:
+    ```python
+    import keras
+    import numpy as np
+    from transferkit import LayerRates
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, name="a"),
+                              keras.layers.Dense(1, name="b")])
+    start = model.get_layer("a").get_weights()
+    model.compile(optimizer=LayerRates(keras.optimizers.Adam(0.1), {"a": 0.0}), loss="mse")
+    model.fit(np.ones((4, 2)), np.zeros((4, 1)), epochs=1, verbose=0)
+    assert all(np.array_equal(w, s) for w, s in zip(model.get_layer("a").get_weights(), start))
+    ```
+    """
+
+    def __init__(
+        self, optimizer: Any, multipliers: Mapping[str, float], name: str | None = None
+    ) -> None:
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise TypeError(
+                f"`optimizer` must be a `keras.optimizers.Optimizer`. Received: {optimizer!r}"
+            )
+        if (
+            isinstance(optimizer, LayerRates | keras.optimizers.LossScaleOptimizer)
+            or type(optimizer).__name__ == "MultiOptimizer"
+        ):
+            raise ValueError(
+                "`optimizer` must be a plain optimizer, not a wrapper. "
+                f"Received: optimizer={type(optimizer).__name__}"
+            )
+        if not isinstance(multipliers, Mapping):
+            raise TypeError(
+                f"`multipliers` must be a mapping of paths to numbers. Received: {multipliers!r}"
+            )
+        for key, value in multipliers.items():
+            check_multiplier(value, f"multipliers[{key!r}]")
+        config = optimizer.get_config()
+        super().__init__(
+            learning_rate=_scaled_rate(optimizer._learning_rate, 1.0),
+            global_clipnorm=config.get("global_clipnorm"),
+            name=name or "layer_rates",
+        )
+        self._inner_config = {k: v for k, v in config.items() if k != "global_clipnorm"}
+        self._inner_class = type(optimizer)
+        self._base_rate = _scaled_rate(optimizer._learning_rate, 1.0)
+        self.multipliers = {str(k): float(v) for k, v in multipliers.items()}
+        self.groups: list[Any] = []
+        self._factors: list[float] = []
+        self._group_of: dict[Any, int] = {}
+
+    def multiplier(self, variable: Any) -> float:
+        """The multiplier of `variable`: its longest matching key's, else 1."""
+        return _lookup(self.multipliers, str(variable.path))
+
+    def build(self, var_list: Sequence[Any]) -> None:
+        """Build one inner optimizer per distinct non-zero multiplier."""
+        if self.built:
+            return
+        factors = [self.multiplier(v) for v in var_list]
+        distinct = sorted({f for f in factors if f > 0})
+        rate = self._base_rate
+        for f in distinct:
+            group = self._inner_class.from_config(
+                {**self._inner_config, "learning_rate": _scaled_rate(rate, f)}
+            )
+            group.build([v for v, g in zip(var_list, factors, strict=True) if g == f])
+            self.groups.append(group)
+        self._factors = distinct
+        self._group_of = {
+            self._var_key(v): distinct.index(f) if f > 0 else -1
+            for v, f in zip(var_list, factors, strict=True)
+        }
+        super().build(var_list)
+
+    @property
+    def variables(self) -> list[Any]:
+        """This wrapper's variables, then each group's."""
+        return [*self._variables, *(v for g in self.groups for v in g.variables)]
+
+    @property
+    def learning_rate(self) -> Any:
+        """The base learning rate (group `i` trains at it times its multiplier)."""
+        return self._get_current_learning_rate()
+
+    @learning_rate.setter
+    def learning_rate(self, value: Any) -> None:
+        keras.optimizers.Optimizer.learning_rate.fset(self, value)
+        self._base_rate = _scaled_rate(value, 1.0)
+        for group, factor in zip(getattr(self, "groups", ()), self._factors, strict=True):
+            group.learning_rate = _scaled_rate(value, factor)
+
+    def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Any] | None = None) -> Any:
+        """Hand each group its gradients and variables; skip multiplier-0 variables."""
+        if len(grads) == 0:
+            return
+        if trainable_variables is None:
+            trainable_variables = self._trainable_variables
+        else:
+            trainable_variables = list(trainable_variables)
+            if not self.built:
+                with keras.name_scope(self.name, caller=self):
+                    self.build(trainable_variables)
+        grads = list(grads)
+        if self.global_clipnorm:
+            grads = self._clip_gradients(grads)
+        split: list[tuple[list[Any], list[Any]]] = [([], []) for _ in self.groups]
+        for grad, var in zip(grads, trainable_variables, strict=True):
+            index = self._group_of[self._var_key(var)]
+            if index >= 0 and grad is not None:
+                split[index][0].append(grad)
+                split[index][1].append(var)
+        for group, (sub_grads, sub_vars) in zip(self.groups, split, strict=True):
+            if sub_vars:
+                group.apply(sub_grads, sub_vars)
+        self._iterations.assign_add(1)
+
+    def finalize_variable_values(self, var_list: Sequence[Any]) -> None:
+        """Let each group finalise its variables (e.g. EMA)."""
+        for i, group in enumerate(self.groups):
+            group.finalize_variable_values(
+                [v for v in var_list if self._group_of.get(self._var_key(v)) == i]
+            )
+
+    def get_config(self) -> dict[str, Any]:
+        """The inner optimizer (serialised), the multipliers and the name."""
+        config = {**self._inner_config, "global_clipnorm": self.global_clipnorm}
+        inner = self._inner_class.from_config(config)
+        return {
+            "optimizer": keras.optimizers.serialize(inner),
+            "multipliers": dict(self.multipliers),
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> LayerRates:
+        """Rebuild from `get_config`'s output."""
+        inner = keras.optimizers.deserialize(config["optimizer"], custom_objects=custom_objects)
+        return cls(inner, config["multipliers"], name=config.get("name"))
+
+
+def _lookup(multipliers: Mapping[str, float], path: str) -> float:
+    keys = [k for k in multipliers if f"/{k}/" in f"/{path}/"]
+    return multipliers[max(keys, key=len)] if keys else 1.0
+
+
+def with_rates(optimizer: Any, multipliers: dict[str, float]) -> LayerRates:
+    """`optimizer` wrapped in `LayerRates`; a `LayerRates` given has its rates multiplied in."""
+    if isinstance(optimizer, LayerRates):
+        config = optimizer.get_config()
+        inner = keras.optimizers.deserialize(config["optimizer"])
+        own = config["multipliers"]
+        return LayerRates(inner, {p: m * _lookup(own, p) for p, m in multipliers.items()})
+    return LayerRates(optimizer, multipliers)
+
+
+def check_rates(lr_mult: Any, layer_decay: Any) -> None:
+    """Raise `ValueError` for a bad `lr_mult` or `layer_decay`, or both given."""
+    if lr_mult is not None and (not is_real(lr_mult) or not (0 < lr_mult < math.inf)):
+        raise ValueError(
+            "`lr_mult` must be a finite number > 0: the top block's rate over the lowest "
+            f"trainable block's (1 trains every block alike). Received: lr_mult={lr_mult!r}"
+        )
+    if layer_decay is not None and (not is_real(layer_decay) or not (0 <= layer_decay <= 1)):
+        raise ValueError(
+            "`layer_decay` must be a number between 0 and 1 (each block down from the head "
+            "trains at `layer_decay` times the rate of the block above; 0 trains only the "
+            f"head). Received: layer_decay={layer_decay!r}"
+        )
+    if lr_mult is not None and layer_decay is not None:
+        raise ValueError(
+            "Pass either `lr_mult` or `layer_decay`, not both. "
+            f"Received: lr_mult={lr_mult!r}, layer_decay={layer_decay!r}"
+        )
+
+
+def block_starts(model: Model, blocks: Sequence[Boundary] | None) -> list[int]:
+    """Leaf indices where blocks start, ascending: `GradualUnfreeze`'s stages by default."""
+    if blocks is None:
+        from ._recipes import GradualUnfreeze  # the recipes build on this module
+
+        return sorted(GradualUnfreeze().stages(model))
+    leaves = leaf_layers(model)
+    return sorted(
+        {0, *(resolve_boundary(model, b, argument="blocks", leaves=leaves) for b in blocks)}
+        - {len(leaves)}
+    )
+
+
+def block_multipliers(
+    model: Model,
+    *,
+    lr_mult: float | None,
+    layer_decay: float | None,
+    blocks: Sequence[Boundary] | None = None,
+    phase: str = "",
+) -> dict[str, float] | None:
+    """Multipliers of `model`'s trainable variables by block, or `None` if no rates are set.
+
+    The top block (the head) trains at 1. `lr_mult` spreads the rates geometrically from
+    `1 / lr_mult` at the lowest trainable block to 1; `layer_decay` gives block `k` below the
+    head `layer_decay ** k`. Raises `ValueError` if only the head trains.
+    """
+    if lr_mult is None and layer_decay is None:
+        return None
+    starts = block_starts(model, blocks)
+    top = len(starts) - 1
+    leaves = leaf_layers(model)
+    block_of = [bisect.bisect_right(starts, leaf.index) - 1 for leaf in leaves]
+    trained = {block_of[leaf.index] for leaf in leaves if leaf.layer.trainable_weights}
+    if len(trained) < 2:
+        setting = f"lr_mult={lr_mult!r}" if lr_mult is not None else f"layer_decay={layer_decay!r}"
+        raise ValueError(
+            f"Phase {phase!r} sets {setting}, but only one block trains (blocks start at leaf "
+            f"layers {starts}), so per-layer rates would change nothing. Drop the setting "
+            "from that phase, freeze fewer layers, or pass finer `blocks`."
+        )
+    lowest = min(trained)
+    out: dict[str, float] = {}
+    for leaf in leaves:
+        below = top - block_of[leaf.index]
+        if lr_mult is not None:
+            factor = float(lr_mult) ** (-below / (top - lowest)) if top > lowest else 1.0
+        else:
+            factor = float(layer_decay) ** below  # type: ignore[arg-type]
+        for v in leaf.layer.trainable_weights:
+            if out.setdefault(str(v.path), factor) != factor:
+                raise ValueError(
+                    f"Two weights share the path {v.path!r} but lie in different blocks, so "
+                    "per-layer rates cannot tell them apart. Give the layers unique names."
+                )
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateOptions:
+    """Strategy options for per-layer rates (a mixin before `_Base` in the bases)."""
+
+    lr_mult: float | None = None
+    layer_decay: float | None = None
+    blocks: Sequence[Boundary] | None = None
+
+    def _rates(self) -> dict[str, Any]:
+        return {"lr_mult": self.lr_mult, "layer_decay": self.layer_decay, "blocks": self.blocks}
+
+    def phases(self, model: Model, epochs: int) -> tuple[Any, ...]:
+        """One phase of `epochs` epochs, with the flags `prepare` set and the rates."""
+        from ._strategies import Phase  # strategies build on this module
+
+        return (Phase(epochs=epochs, **self._rates()),)
+
+
+def with_options(name: str, strategy: Any) -> str:
+    """`name` with the strategy's rates and L2-SP: `"full"` -> `"full(lr_mult=10.0, l2sp)"`."""
+    extra = [
+        f"{k}={getattr(strategy, k)!r}"
+        for k in ("lr_mult", "layer_decay")
+        if getattr(strategy, k, None) is not None
+    ]
+    extra += ["l2sp"] if getattr(strategy, "regularizer", None) is not None else []
+    if not extra:
+        return name
+    head, paren, inner = name.partition("(")
+    inner = inner[:-1] + ", " if paren else ""
+    return f"{head}({inner}{', '.join(extra)})"
