@@ -20,6 +20,15 @@ hurt. This example does what the lab's theory describes:
      epochs, on cached features), then every layer at half the learning rate;
    * `gradual`: gradual unfreezing: the head, then one more block (conv/pool pair) from the
      top each epoch, then everything;
+   * `discriminative`: fastai's `fine_tune`: one head epoch on the frozen body, then every
+     layer with discriminative rates (`lr_mult=100`: the first block at 1/100 of the head's
+     rate, spread geometrically) at half the learning rate;
+   * `layer_decay`: full fine-tuning with layer-wise rate decay 0.75 per block from the top
+     (BEiT/MAE);
+   * `l2sp`: full fine-tuning with the L2-SP penalty (`L2SP()`: the transferred weights are
+     pulled towards their pretrained values instead of towards zero);
+   * `lora`: Keras's LoRA adapters (rank 4) on the frozen body's convolution and dense layers,
+     with the head; the adapters are merged into plain weights after training;
    * `scratch`: the same architecture from freshly initialised weights, the no-transfer
      control; the summary reports every strategy's gain over it, paired by seed.
 
@@ -389,6 +398,10 @@ def main(argv: list[str] | None = None) -> None:
             # LP-FT: the probe trains on cached features, so a fifth of the epochs costs little
             tk.LinearProbeThenFineTune(probe_epochs=max(1, epochs // 5), label="lp_ft"),
             tk.GradualUnfreeze(label="gradual"),  # head, then one conv block at a time
+            "discriminative",  # fastai fine_tune: head epoch, then slice(lr/100, lr) per block
+            "layer_decay",  # BEiT/MAE: lr x 0.75^(blocks from the top)
+            tk.FullFineTune(regularizer=tk.L2SP(), label="l2sp"),  # pull towards pretrained
+            "lora",  # low-rank adapters on the frozen body, merged after training
             "scratch",  # the control: the same network from fresh random weights
         ]
         train = stratified_subsample(*tasks.target_pool, budget, seed=args.data_seed)
