@@ -14,6 +14,7 @@ from _train_helpers import (
     flags_of,
     mlp,
     same_weights,
+    tiny_cnn,
     weights_of,
 )
 from transferkit._l2sp import attach_l2sp
@@ -52,6 +53,19 @@ def test_penalty_is_zero_at_the_start_and_measures_the_distance():
     penalty.detach()
     assert model.get_layer("h1").kernel.regularizer is user_l2
     assert all(v.regularizer is None for v in model.weights if v.path != "mlp/h1/kernel")
+
+
+def test_frozen_weights_get_a_term_for_later_phases_but_statistics_never():
+    model = tiny_cnn(bn=True)
+    tk.freeze(model, 3)
+    flags = flags_of(model)
+    penalty = attach_l2sp(model, tk.L2SP(), model.weights)
+    assert flags_of(model) == flags  # trainable flags left as found
+    paths = {v.path for v, _, _ in penalty.terms}
+    assert "tiny_cnn/conv/kernel" in paths  # frozen now, may train in a later phase
+    assert not any("moving" in p for p in paths)  # BatchNormalization statistics never train
+    assert penalty.value() == 0.0
+    penalty.detach()
 
 
 def test_l2sp_keeps_weights_nearer_the_start_and_its_penalty_grows(data):

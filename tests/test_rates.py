@@ -23,6 +23,7 @@ from _train_helpers import (
     tiny_cnn,
     weights_of,
 )
+from transferkit._rates import block_multipliers
 
 # mlp leaves: h1(0) h2(1) out(2); blocks=[1, 2] makes each its own block.
 BLOCKS = [1, 2]
@@ -179,16 +180,25 @@ def test_recipes_and_phases_carry_the_rates():
     assert tk.FullFineTune(layer_decay=0.5).to_dict()["layer_decay"] == 0.5
 
 
-def test_discriminative_fine_tune_on_a_cnn_trains_with_layer_rates():
-    x, y = blobs(32, dim=64, classes=3)
-    x = x.reshape(32, 8, 8, 1)
-    result = tk.fine_tune(tiny_cnn(), (x, y), strategy="discriminative", epochs=2, **FAST)
+def test_cnn_blocks_are_the_pooling_stages_and_the_head():
+    model = tiny_cnn()  # blocks: conv, pool | flatten, dense | out
+    rates = block_multipliers(model, lr_mult=100.0, layer_decay=None)
+    assert rates == pytest.approx({
+        "tiny_cnn/conv/kernel": 0.01, "tiny_cnn/conv/bias": 0.01,
+        "tiny_cnn/dense/kernel": 0.1, "tiny_cnn/dense/bias": 0.1,
+        "tiny_cnn/out/kernel": 1.0, "tiny_cnn/out/bias": 1.0,
+    })  # fmt: skip
+
+
+def test_discriminative_recipe_probes_on_the_cache_then_trains_with_rates(data):
+    result = tk.fine_tune(mlp(), data, strategy="discriminative", epochs=2, **FAST)
     probe, tune = result.phases
-    assert probe.cache.used  # the head phase still trains on cached activations
-    rates = result.model.optimizer.multipliers
-    assert rates["tiny_cnn/conv/kernel"] == pytest.approx(0.01)
-    assert rates["tiny_cnn/dense/kernel"] == pytest.approx(0.1)
-    assert rates["tiny_cnn/out/kernel"] == 1.0
+    assert probe.cache.used and not tune.cache.used
+    assert tune.learning_rate == pytest.approx(0.0005)  # Adam's default, halved
+    assert result.model.optimizer.multipliers == pytest.approx({
+        "mlp/h1/kernel": 0.01, "mlp/h1/bias": 0.01, "mlp/h2/kernel": 0.01,
+        "mlp/h2/bias": 0.01, "mlp/out/kernel": 1.0, "mlp/out/bias": 1.0,
+    })  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ nothing), and it is removed again after training.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from ._freeze import RecompileWarning, TrainableState, unfreeze
 from ._validate import is_real
 from .types import Model
 
@@ -126,15 +128,23 @@ class _PenaltyLogger(keras.callbacks.Callback):  # type: ignore[misc]
 
 
 def attach_l2sp(model: Model, reg: L2SP, transferred: Iterable[Any]) -> Penalty:
-    """Attach `reg` to `model`'s float variables; `transferred` holds the kept ones.
+    """Attach `reg` to `model`'s trainable-when-unfrozen float weights; `transferred`: kept.
 
-    Mutates the variables' `regularizer` until `Penalty.detach`. Non-float variables and
-    those of a term with strength 0 are left alone.
+    Mutates the variables' `regularizer` until `Penalty.detach` (trainable flags are left as
+    found). Other variables, and those of a term with strength 0, are left alone.
     """
     kept = {id(v) for v in transferred}
+    state = TrainableState.capture(model)
+    try:  # every weight that some phase could train (not BatchNormalization statistics)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RecompileWarning)
+            unfreeze(model)
+        trainable = list(model.trainable_weights)
+    finally:
+        state.restore()
     terms: list[tuple[Any, _Term, np.ndarray[Any, Any] | None]] = []
-    for var in model.weights:
-        if "float" not in str(var.dtype) or (not var.trainable and id(var) not in kept):
+    for var in trainable:
+        if "float" not in str(var.dtype):
             continue
         is_kept = id(var) in kept
         strength = float(reg.alpha if is_kept else reg.beta)
