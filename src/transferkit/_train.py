@@ -197,8 +197,10 @@ def fine_tune(
         verbose: Keras `fit` verbosity. Defaults to `"auto"`.
         metrics: Keras metrics. Defaults to `("accuracy",)`.
         copy: bool. Train a copy (`True`) or `model` itself. Defaults to `True`.
-        cache: bool or `FeatureCache`. Use the frozen-prefix activation cache. Defaults to
-            `True`.
+        cache: bool or `FeatureCache`. Use the frozen-prefix activation cache. Over the
+            cache's memory budget the activations are spilled to a temporary file and streamed
+            from disk (deleted when the run ends); pass `FeatureCache(budget_bytes=...,
+            cache_dir=...)` to set the budget and where the files go. Defaults to `True`.
         steps_per_execution: int or `"auto"` (per-backend measured default). Defaults to
             `"auto"`.
         jit_compile: bool or `"auto"` (XLA on JAX and on TensorFlow with a GPU; off on
@@ -315,12 +317,16 @@ def fine_tune(
     records: list[PhaseRecord] = []
     history: dict[str, list[float]] = {}
     optimizer_used: Any = None
-    for index, phase in enumerate(phases):
-        optimizer_used = phase_optimizer(phase, base_optimizer, base_lr, make_optimizer)
-        record, values = runner.run(index, phase, optimizer_used)
-        records.append(record)
-        for key, vals in values.items():
-            history.setdefault(key, []).extend(vals)
+    try:
+        for index, phase in enumerate(phases):
+            optimizer_used = phase_optimizer(phase, base_optimizer, base_lr, make_optimizer)
+            record, values = runner.run(index, phase, optimizer_used)
+            records.append(record)
+            for key, vals in values.items():
+                history.setdefault(key, []).extend(vals)
+    finally:
+        if store is not None and store is not cache:
+            store.close()  # this run's own cache: its spilled files go now, even on error
     if getattr(prepared, "optimizer", None) is not optimizer_used:  # the remainder trained
         last = phases[-1]
         prepared.compile(
