@@ -90,6 +90,8 @@ class FeatureCache:
         cache_dir: str, `os.PathLike` or None. An existing, writable directory for spilled
             activations (a fast local disk). Defaults to `None`: the system's temporary
             directory (`tempfile.gettempdir()`).
+        spill: bool. Spill activations over the budget to disk (`True`) or train without
+            the cache (`False`). Defaults to `True`.
 
     Raises:
         ValueError: If `cache_dir` is not an existing directory or is not writable.
@@ -121,6 +123,7 @@ class FeatureCache:
 
     budget_bytes: int = field(default_factory=lambda: available_memory() // 4)
     cache_dir: str | os.PathLike[str] | None = None
+    spill: bool = True
     entries: dict[str, dict[str, np.ndarray[Any, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -336,13 +339,13 @@ def plan_cache(
         f"the activations take {total / 2**20:.0f} MiB, over the cache's memory budget of "
         f"{store.budget_bytes / 2**20:.0f} MiB"
     )
-    if spill and store._disk.free_bytes() < total + 2**26:
-        return CacheInfo(
-            used=False,
-            reason=f"{over}, and the disk has only {store._disk.free_bytes() / 2**20:.0f} MiB free",
-            prefix_layers=k,
-            feature_shape=feature_shape,
-        )
+    refusal = ""
+    if spill and not store.spill:
+        refusal = f"{over}, and spilling to disk is off (spill=False)"
+    elif spill and store._disk.free_bytes() < total + 2**26:
+        refusal = f"{over}, and the disk has only {store._disk.free_bytes() / 2**20:.0f} MiB free"
+    if refusal:
+        return CacheInfo(used=False, reason=refusal, prefix_layers=k, feature_shape=feature_shape)
     prefix = keras.Model(model.inputs, prefix_layers[-1].output, name=f"{model.name}_prefix")
     remainder = keras.Sequential(
         [keras.Input(shape=feature_shape), *rest], name=f"{model.name}_remainder"
