@@ -26,9 +26,6 @@ import numpy as np
 from ._chunks import release_pages
 from .types import Model
 
-RELEASE_BYTES = 32 * 2**20
-"""Bytes read from a spilled array between two `release_pages` calls."""
-
 
 def check_cache_dir(cache_dir: Any) -> Path | None:
     """`cache_dir` as a `Path` to an existing, writable directory (None: the system's temp)."""
@@ -134,8 +131,6 @@ class FeatureStream(keras.utils.PyDataset):  # type: ignore[misc]
         self.features, self.labels, self.batch_size, self.seed = features, labels, batch_size, seed
         self.epoch = 0
         self.order = self._order()
-        row = max(features.nbytes // max(len(features), 1), 1)
-        self._release_every = max(RELEASE_BYTES // (row * batch_size), 1)
 
     def _order(self) -> np.ndarray[Any, Any] | None:
         if self.seed is None:
@@ -153,8 +148,9 @@ class FeatureStream(keras.utils.PyDataset):  # type: ignore[misc]
     def __getitem__(self, index: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         rows = self.batch_indices(index)
         x = np.array(self.features[rows])  # a copy in memory: the mapping may drop its pages
-        if index % self._release_every == self._release_every - 1:
-            release_pages(self.features)
+        # After every batch: each row read maps its neighbours too (the kernel's fault-around,
+        # 64 KiB), so a few batches of random rows would keep 100+ MiB of the file resident.
+        release_pages(self.features)
         return x, self.labels[rows]
 
     def on_epoch_end(self) -> None:
