@@ -44,11 +44,15 @@ def check_cache_dir(cache_dir: Any) -> Path | None:
             f"Create it first or pass None for the system's temporary directory. Received: "
             f"cache_dir={str(cache_dir)!r}"
         )
-    if not os.access(path, os.W_OK | os.X_OK):
+    try:  # a real write: permission bits alone do not tell (root, ACLs, read-only mounts)
+        handle, probe = tempfile.mkstemp(prefix=".transferkit-probe-", dir=path)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
         raise ValueError(
             "`cache_dir` must be a directory this process can write to. Received: "
-            f"cache_dir={str(cache_dir)!r} (not writable)"
-        )
+            f"cache_dir={str(cache_dir)!r} (not writable: {err.strerror})"
+        ) from err
     return path
 
 
