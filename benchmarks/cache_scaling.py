@@ -6,7 +6,7 @@ N images made by repeating Fashion-MNIST's 60,000 training images with shifts an
 images are a uint8 `.npy` file opened as a memmap, so the input never has to fit in RAM, and
 the cache's memory budget is fixed (256 MiB by default), so above a few thousand images the
 activations spill to disk and training streams them from there. Each size runs in a fresh
-subprocess that reports its peak resident memory (`ru_maxrss`) before and after training.
+subprocess that reports its peak resident memory (`VmHWM`) before and after training.
 
 Targets: time per sample flat (the largest size within 1.3x of the smallest's: linear time),
 and peak memory flat (the largest size's peak at most 64 MiB above the smallest's), although the
@@ -65,8 +65,16 @@ def make_images(n: int, directory: Path) -> tuple[Path, Path]:
 
 
 def peak_mib() -> float:
-    """This process's peak resident memory so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory so far, in MiB.
+
+    On Linux `VmHWM`: `ru_maxrss` survives `exec` and so would include the parent's peak
+    at the fork (the parent wrote the images), which grows with N.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(images: Path, labels: Path, budget_mib: int, batch_size: int, cache_dir: str) -> None:
