@@ -319,7 +319,11 @@ def test_a_feature_cache_with_a_memory_budget_is_respected():
     train, validation, test = data()
     common = dict(train=train, validation=validation, test=test, epochs=1, batch_size=16)
     starved = tk.compare_strategies(
-        mlp(), ["feature_extractor"], cache=tk.FeatureCache(budget_bytes=0), verbose=0, **common
+        mlp(),
+        ["feature_extractor"],
+        cache=tk.FeatureCache(budget_bytes=0, spill=False),
+        verbose=0,
+        **common,
     )
     (run,) = starved.runs
     assert run.cache["used"] is False

@@ -19,6 +19,7 @@ import numpy as np
 
 from ._layers import _children
 from ._runlog import hash_arrays
+from ._spill import SpillDir, check_cache_dir, spill_features, spilled_path
 from .types import Layer, Model
 
 _RANDOM_LAYERS: tuple[type, ...] = tuple(
@@ -46,9 +47,13 @@ class CacheInfo:
         reason: Why it was or was not used (a sentence for the run's record).
         prefix_layers: Number of top-level layers whose output was cached.
         feature_shape: Shape of one cached activation.
-        nbytes: Memory the cached activations take.
+        nbytes: Bytes the cached activations take (in memory, or on disk when spilled).
         seconds: Time spent computing the activations (0 when shared from an earlier run).
         shared: Whether the activations came from an earlier run with the same prefix.
+        location: `"memory"`, or `"disk"` when they were over the memory budget and training
+            streamed them from a file.
+        path: The file of the spilled training activations (removed after the run), or
+            `None` in memory.
     """
 
     used: bool
@@ -58,6 +63,8 @@ class CacheInfo:
     nbytes: int = 0
     seconds: float = 0.0
     shared: bool = False
+    location: str = "memory"
+    path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict."""
@@ -70,18 +77,78 @@ class CacheInfo:
 class FeatureCache:
     """Activations shared between runs of one comparison (keyed by prefix weights and data).
 
+    Activations that would take the store over `budget_bytes` of memory are spilled: written
+    chunk by chunk to a `.npy` file (a `np.memmap`) in a temporary directory inside
+    `cache_dir`, from which training streams shuffled batches (a fresh permutation per epoch,
+    drawn from the run's seed; each batch read in ascending row order). The files are deleted
+    by `close()`; `fine_tune` and `compare_strategies` close the caches they create
+    themselves when they end, even on error, and at exit at the latest.
+
     Args:
         budget_bytes: Memory the cached activations may take in all. Defaults to a quarter of
             the memory available when the cache is created.
+        cache_dir: str, `os.PathLike` or None. An existing, writable directory for spilled
+            activations (a fast local disk). Defaults to `None`: the system's temporary
+            directory (`tempfile.gettempdir()`).
+        spill: bool. Spill activations over the budget to disk (`True`) or train without
+            the cache (`False`). Defaults to `True`.
+
+    Raises:
+        ValueError: If `cache_dir` is not an existing directory or is not writable.
+
+    Example:
+    ```python
+    import os
+    import tempfile
+
+    import keras
+    import numpy as np
+    from transferkit import FeatureCache, fine_tune
+
+    model = keras.Sequential([
+        keras.Input((8,)),
+        keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dense(3, activation="softmax"),
+    ])
+    x, y = np.random.rand(64, 8).astype("float32"), np.random.randint(0, 3, 64)
+    with tempfile.TemporaryDirectory() as scratch:
+        store = FeatureCache(budget_bytes=0, cache_dir=scratch)  # nothing fits in memory
+        result = fine_tune(model, (x, y), strategy="feature_extractor", epochs=1,
+                           verbose=0, cache=store)
+        assert result.cache.used and result.cache.location == "disk"
+        store.close()  # deletes the spilled files
+        assert os.listdir(scratch) == []
+    ```
     """
 
     budget_bytes: int = field(default_factory=lambda: available_memory() // 4)
+    cache_dir: str | os.PathLike[str] | None = None
+    spill: bool = True
     entries: dict[str, dict[str, np.ndarray[Any, Any]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._disk = SpillDir(check_cache_dir(self.cache_dir))
 
     @property
     def nbytes(self) -> int:
-        """Memory the cached activations take now."""
-        return sum(a.nbytes for entry in self.entries.values() for a in entry.values())
+        """Memory the cached activations take now (spilled ones are on disk, not counted)."""
+        return sum(
+            a.nbytes
+            for entry in self.entries.values()
+            for a in entry.values()
+            if spilled_path(a) is None
+        )
+
+    def close(self) -> None:
+        """Forget every cached activation and delete the spilled files."""
+        self.entries.clear()
+        self._disk.remove()
+
+    def __enter__(self) -> FeatureCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def available_memory() -> int:
@@ -267,34 +334,52 @@ def plan_cache(
     store = cache if cache is not None else FeatureCache()
     key = _fingerprint(prefix_layers, arrays)
     shared = key in store.entries
-    if not shared and store.nbytes + total > store.budget_bytes:
-        return CacheInfo(
-            used=False,
-            reason=(
-                f"the activations would take {total / 2**20:.0f} MiB, over the cache's memory "
-                f"budget of {store.budget_bytes / 2**20:.0f} MiB"
-            ),
-            prefix_layers=k,
-            feature_shape=feature_shape,
-        )
+    spill = not shared and store.nbytes + total > store.budget_bytes
+    over = (
+        f"the activations take {total / 2**20:.0f} MiB, over the cache's memory budget of "
+        f"{store.budget_bytes / 2**20:.0f} MiB"
+    )
+    refusal = ""
+    if spill and not store.spill:
+        refusal = f"{over}, and spilling to disk is off (spill=False)"
+    elif spill and store._disk.free_bytes() < total + 2**26:
+        refusal = f"{over}, and the disk has only {store._disk.free_bytes() / 2**20:.0f} MiB free"
+    if refusal:
+        return CacheInfo(used=False, reason=refusal, prefix_layers=k, feature_shape=feature_shape)
     prefix = keras.Model(model.inputs, prefix_layers[-1].output, name=f"{model.name}_prefix")
     remainder = keras.Sequential(
         [keras.Input(shape=feature_shape), *rest], name=f"{model.name}_remainder"
     )
     with Timer() as timer:
-        if not shared:
+        if spill:
+            size = max(batch_size, 256)
+            store.entries[key] = spill_features(
+                prefix,
+                arrays,
+                feature_shape,
+                size,
+                store._disk.make(),
+                max(size, PREDICT_CHUNK // size * size),
+                key[:16],
+            )
+        elif not shared:
             store.entries[key] = {
                 name: _predict_into(prefix, a, feature_shape, max(batch_size, 256))
                 for name, a in arrays.items()
             }
     features = store.entries[key]
+    path = spilled_path(features["train"])
+    where = f"; {over}, so they were written to {path} and streamed from there" if path else ""
     info = CacheInfo(
         used=True,
-        reason=f"the first {k} top-level layers are frozen and deterministic; {reason} next",
+        reason=f"the first {k} top-level layers are frozen and deterministic; {reason} next"
+        + where,
         prefix_layers=k,
         feature_shape=feature_shape,
         nbytes=total,
         seconds=0.0 if shared else timer.seconds,
         shared=shared,
+        location="memory" if path is None else "disk",
+        path=path,
     )
     return CachePlan(prefix=prefix, remainder=remainder, info=info, features=features)

@@ -119,7 +119,8 @@ def compare_strategies(
             bars of each run. Defaults to `1`.
         cache: bool or `FeatureCache`. Use the frozen-prefix activation cache, shared by
             the runs of this comparison; pass a `FeatureCache(budget_bytes=...)` to set its
-            memory budget. Defaults to `True`.
+            memory budget and `cache_dir` (activations over the budget are spilled to disk and
+            streamed; the comparison's own cache is deleted when it ends). Defaults to `True`.
         steps_per_execution: As in `fine_tune`. Defaults to `"auto"`.
         jit_compile: As in `fine_tune`. Defaults to `"auto"`.
         precision: As in `fine_tune` (opt-in mixed precision). Defaults to `None`.
@@ -220,67 +221,71 @@ def compare_strategies(
     runs: list[RunRecord] = []
     total = len(strategy_list) * len(seed_list)
     progress = RunProgress(total, verbose=verbose)
-    for strategy, seed in [(s, seed) for s in strategy_list for seed in seed_list]:
-        if (strategy.name, seed) in done:
-            runs.append(done[(strategy.name, seed)])
-            acc = done[(strategy.name, seed)].metrics.accuracy
-            progress.resumed(
-                strategy.name, seed, f"resumed from {output} (test accuracy {acc:.4f})"
+    try:
+        for strategy, seed in [(s, seed) for s in strategy_list for seed in seed_list]:
+            if (strategy.name, seed) in done:
+                runs.append(done[(strategy.name, seed)])
+                acc = done[(strategy.name, seed)].metrics.accuracy
+                progress.resumed(
+                    strategy.name, seed, f"resumed from {output} (test accuracy {acc:.4f})"
+                )
+                continue
+            progress.start_run(strategy.name, seed)
+            result = fine_tune(
+                start,
+                train,
+                validation=validation,
+                strategy=strategy,
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                learning_rate=learning_rate,
+                loss=loss,
+                callbacks=callbacks,
+                seed=seed,
+                verbose=1 if verbose >= 2 else 0,
+                copy=True,
+                cache=shared_cache if shared_cache is not None else False,
+                steps_per_execution=steps_per_execution,
+                jit_compile=jit_compile,
+                precision=precision,
+                early_stopping=early_stopping,
             )
-            continue
-        progress.start_run(strategy.name, seed)
-        result = fine_tune(
-            start,
-            train,
-            validation=validation,
-            strategy=strategy,
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            learning_rate=learning_rate,
-            loss=loss,
-            callbacks=callbacks,
-            seed=seed,
-            verbose=1 if verbose >= 2 else 0,
-            copy=True,
-            cache=shared_cache if shared_cache is not None else False,
-            steps_per_execution=steps_per_execution,
-            jit_compile=jit_compile,
-            precision=precision,
-            early_stopping=early_stopping,
-        )
-        names = list(class_names) if class_names is not None else None
-        metrics = evaluate(
-            result.model,
-            test_arrays.x,
-            test_arrays.y,
-            class_names=names,
-        )
-        val_metrics = (
-            evaluate(result.model, val_arrays.x, val_arrays.y, class_names=names)
-            if val_arrays is not None
-            else None
-        )
-        record = RunRecord(
-            strategy=strategy.name,
-            seed=seed,
-            epochs=result.epochs,
-            metrics=metrics,
-            timing=result.timing,
-            history=result.history,
-            cache=result.cache.to_dict(),
-            validation=val_metrics,
-            phases=tuple(p.to_dict() for p in result.phases),
-        )
-        if log is not None:
-            log.append(record)
-        runs.append(record)
-        cached = " (cached prefix)" if result.cache.used else ""
-        progress.finish_run(
-            f"test accuracy {metrics.accuracy:.4f}, macro F1 {metrics.f1_macro:.4f}, "
-            f"{result.timing.total_seconds:.1f} s{cached}"
-        )
-        del result
-        gc.collect()
+            names = list(class_names) if class_names is not None else None
+            metrics = evaluate(
+                result.model,
+                test_arrays.x,
+                test_arrays.y,
+                class_names=names,
+            )
+            val_metrics = (
+                evaluate(result.model, val_arrays.x, val_arrays.y, class_names=names)
+                if val_arrays is not None
+                else None
+            )
+            record = RunRecord(
+                strategy=strategy.name,
+                seed=seed,
+                epochs=result.epochs,
+                metrics=metrics,
+                timing=result.timing,
+                history=result.history,
+                cache=result.cache.to_dict(),
+                validation=val_metrics,
+                phases=tuple(p.to_dict() for p in result.phases),
+            )
+            if log is not None:
+                log.append(record)
+            runs.append(record)
+            cached = " (cached prefix)" if result.cache.used else ""
+            progress.finish_run(
+                f"test accuracy {metrics.accuracy:.4f}, macro F1 {metrics.f1_macro:.4f}, "
+                f"{result.timing.total_seconds:.1f} s{cached}"
+            )
+            del result
+            gc.collect()
+    finally:
+        if shared_cache is not None and shared_cache is not cache:
+            shared_cache.close()  # the comparison's own cache: spilled files go, even on error
     progress.close()
     return Comparison(runs=tuple(runs), config=config)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ._chunks import count_nonfinite
 from .types import Model
 
 
@@ -215,7 +216,7 @@ def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
     if len(x) == 0:
         raise ValueError(f"`{name}` is empty: it needs at least one sample.")
     if np.issubdtype(x.dtype, np.floating):
-        bad = int(np.count_nonzero(~np.isfinite(x)))
+        bad = count_nonfinite(x)  # chunk by chunk: x may be a memmap larger than memory
         if bad:
             raise ValueError(
                 f"`{name}` inputs contain {bad} NaN or infinite values; clean or impute them "

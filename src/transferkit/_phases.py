@@ -9,12 +9,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import keras
+import numpy as np
 
 from ._cache import CacheInfo, CachePlan, FeatureCache, fit_input, plan_cache
 from ._callbacks import make_early_stopping, see_full_model
 from ._data import ArrayData
 from ._freeze import RecompileWarning, TrainableState, freeze
 from ._rates import block_multipliers, with_rates
+from ._spill import stream_fit_data
 from ._strategies import Phase, Strategy
 from .timing import EpochTimer, count_params
 from .types import Model
@@ -198,7 +200,20 @@ class PhaseRunner:
             fit_x, fit_y = self.train.x, self.train.y
         if self.validation is not None:
             fit_val = (self.validation.x, self.validation.y)
-        if isinstance(plan, CachePlan):
+        streamed = isinstance(plan, CachePlan) and plan.info.location == "disk"
+        if isinstance(plan, CachePlan) and streamed:
+            assert self.train is not None
+            trained, fit_y = plan.remainder, None
+            fit_x, fit_val = stream_fit_data(
+                plan.features,
+                self.train.y,
+                None if self.validation is None else self.validation.y,
+                self.batch_size,
+                max(self.batch_size, VALIDATION_BATCH_SIZE),
+                # The order's seed is fixed before `fit` re-seeds: the same for every backend.
+                (self.seed + index) if self.seed is not None else int(np.random.randint(2**31)),
+            )
+        elif isinstance(plan, CachePlan):
             trained, fit_x = plan.remainder, fit_input(plan.features["train"])
             if self.validation is not None:
                 fit_val = (fit_input(plan.features["validation"]), self.validation.y)
@@ -214,8 +229,11 @@ class PhaseRunner:
         stopper = make_early_stopping(self.early_stopping)
         callbacks = [timer, *([stopper] if stopper else [])]
         callbacks += see_full_model(self.callbacks, self.prepared, trained)
+        # A stream (like any PyDataset) batches itself: `fit` refuses batch sizes for it.
         kwargs: dict[str, Any] = {"batch_size": self.batch_size} if self.train else {}
-        if self.validation is not None:
+        if streamed:
+            kwargs = {}
+        elif self.validation is not None:
             # Validation only runs forward: bigger batches are cheaper and leave training as is.
             kwargs["validation_batch_size"] = max(self.batch_size, VALIDATION_BATCH_SIZE)
         assert phase.epochs is not None

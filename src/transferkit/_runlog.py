@@ -24,6 +24,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from ._chunks import update_hash
 from ._comparison import RunRecord
 from .types import Model
 
@@ -36,7 +37,7 @@ def hash_arrays(h: Any, arrays: Sequence[np.ndarray[Any, Any]]) -> None:
     for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(str((a.shape, a.dtype.str)).encode())
-        h.update(a.data)  # the buffer itself: no copy of a large array
+        update_hash(h, a)  # in chunks: no copy of a large array, a memmap never all resident
 
 
 def content_hash(arrays: Sequence[np.ndarray[Any, Any]]) -> str:

@@ -199,8 +199,10 @@ def fine_tune(
         verbose: Keras `fit` verbosity. Defaults to `"auto"`.
         metrics: Keras metrics. Defaults to `("accuracy",)`.
         copy: bool. Train a copy (`True`) or `model` itself. Defaults to `True`.
-        cache: bool or `FeatureCache`. Use the frozen-prefix activation cache. Defaults to
-            `True`.
+        cache: bool or `FeatureCache`. Use the frozen-prefix activation cache. Over the
+            cache's memory budget the activations are spilled to a temporary file and streamed
+            from disk (deleted when the run ends); pass `FeatureCache(budget_bytes=...,
+            cache_dir=...)` to set the budget and where the files go. Defaults to `True`.
         steps_per_execution: int or `"auto"` (per-backend measured default). Defaults to
             `"auto"`.
         jit_compile: bool or `"auto"` (XLA on JAX and on TensorFlow with a GPU; off on
@@ -331,6 +333,8 @@ def fine_tune(
     finally:
         if penalty is not None:  # the returned (or caller's) model carries no L2-SP term
             penalty.detach()
+        if store is not None and store is not cache:
+            store.close()  # this run's own cache: its spilled files go now, even on error
     finish = getattr(strat, "finish", None)  # e.g. LoRA merges its adapters here
     final = finish(prepared) if callable(finish) else prepared
     if getattr(final, "optimizer", None) is not optimizer_used:  # the remainder trained, or
