@@ -6,6 +6,7 @@ cannot use function-scoped fixtures per example) can import them: `from conftest
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 import transferkit as tk
+from transferkit import _train as tk_train
 from transferkit import models
 
 MOBILENET_NAME = "mobilenetv2_0.35_32"
@@ -188,6 +190,45 @@ LEAF_COUNTS = {
 
 
 # --------------------------------------------------------------------------- fixtures
+
+
+COMPILED = os.environ.get("TRANSFERKIT_TEST_COMPILED", "") == "1"
+"""`TRANSFERKIT_TEST_COMPILED=1`: every test trains compiled, with the library's defaults."""
+
+_DEFAULT_JIT_COMPILE = tk_train.default_jit_compile
+
+
+def _set_compiled(compiled: bool) -> None:
+    """Train as users do (TensorFlow traces `tf.function`s; `fine_tune`'s `jit_compile="auto"`
+    is XLA on JAX), or cheaply: TensorFlow eagerly, JAX's steps without XLA (`jax.jit` of
+    JAX's own ops stays on). Tracing or compiling costs seconds per `compile()`, which most
+    tests pay many times over for a few batches, and the library code under test is the same
+    either way. Tests marked `compiled`, and all with `TRANSFERKIT_TEST_COMPILED=1`, train
+    compiled. PyTorch trains eagerly in both modes."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.run_functions_eagerly(not compiled)
+    elif backend == "jax":
+        tk_train.default_jit_compile = _DEFAULT_JIT_COMPILE if compiled else lambda: False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _set_compiled(COMPILED)  # before any fixture builds or trains a model
+
+
+@pytest.fixture(autouse=True)
+def _execution_mode(request: pytest.FixtureRequest) -> Any:
+    """`@pytest.mark.compiled`: this test trains as users' code does."""
+    if COMPILED or request.node.get_closest_marker("compiled") is None:
+        yield
+        return
+    _set_compiled(True)
+    try:
+        yield
+    finally:
+        _set_compiled(False)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
