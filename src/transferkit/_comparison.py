@@ -139,12 +139,11 @@ class Comparison:
     import numpy as np
     from transferkit import compare_strategies
 
-    model = keras.Sequential([
-        keras.Input((8,)),
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dense(3, activation="softmax"),
-    ])
-    x, y = np.random.rand(48, 8).astype("float32"), np.random.randint(0, 3, 48)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(16, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    rng = np.random.default_rng(0)
+    x, y = rng.random((48, 8), dtype="float32"), rng.integers(0, 3, 48)
     comparison = compare_strategies(
         model, ["full", "feature_extractor"], train=(x[:32], y[:32]), validation=None,
         test=(x[32:], y[32:]), epochs=1, seeds=2, verbose=0,
