@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import transferkit as tk
-from transferkit import _train as tk_train
 from transferkit import models
 
 MOBILENET_NAME = "mobilenetv2_0.35_32"
@@ -193,25 +192,22 @@ LEAF_COUNTS = {
 
 
 COMPILED = os.environ.get("TRANSFERKIT_TEST_COMPILED", "") == "1"
-"""`TRANSFERKIT_TEST_COMPILED=1`: every test trains compiled, with the library's defaults."""
-
-_DEFAULT_JIT_COMPILE = tk_train.default_jit_compile
+"""`TRANSFERKIT_TEST_COMPILED=1`: every test traces its TensorFlow functions, as users' code."""
 
 
 def _set_compiled(compiled: bool) -> None:
-    """Train as users do (TensorFlow traces `tf.function`s; `fine_tune`'s `jit_compile="auto"`
-    is XLA on JAX), or cheaply: TensorFlow eagerly, JAX's steps without XLA (`jax.jit` of
-    JAX's own ops stays on). Tracing or compiling costs seconds per `compile()`, which most
-    tests pay many times over for a few batches, and the library code under test is the same
-    either way. Tests marked `compiled`, and all with `TRANSFERKIT_TEST_COMPILED=1`, train
-    compiled. PyTorch trains eagerly in both modes."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
+    """On TensorFlow, trace `tf.function`s as users' code does, or run them eagerly.
+
+    Tracing costs seconds per `compile()`, which most tests pay many times over for a few
+    batches (the suite's TensorFlow pass took about twice as long), and the library code under
+    test is the same either way. Tests marked `compiled`, and all of them with
+    `TRANSFERKIT_TEST_COMPILED=1`, trace. JAX keeps XLA: its op-by-op mode measured no faster
+    here. PyTorch runs eagerly anyway.
+    """
+    if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         tf.config.run_functions_eagerly(not compiled)
-    elif backend == "jax":
-        tk_train.default_jit_compile = _DEFAULT_JIT_COMPILE if compiled else lambda: False
 
 
 def pytest_configure(config: pytest.Config) -> None:
