@@ -6,6 +6,7 @@ cannot use function-scoped fixtures per example) can import them: `from conftest
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -188,6 +189,42 @@ LEAF_COUNTS = {
 
 
 # --------------------------------------------------------------------------- fixtures
+
+
+COMPILED = os.environ.get("TRANSFERKIT_TEST_COMPILED", "") == "1"
+"""`TRANSFERKIT_TEST_COMPILED=1`: every test traces its TensorFlow functions, as users' code."""
+
+
+def _set_compiled(compiled: bool) -> None:
+    """On TensorFlow, trace `tf.function`s as users' code does, or run them eagerly.
+
+    Tracing costs seconds per `compile()`, which most tests pay many times over for a few
+    batches (the suite's TensorFlow pass took about twice as long), and the library code under
+    test is the same either way. Tests marked `compiled`, and all of them with
+    `TRANSFERKIT_TEST_COMPILED=1`, trace. JAX keeps XLA: its op-by-op mode measured no faster
+    here. PyTorch runs eagerly anyway.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.run_functions_eagerly(not compiled)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _set_compiled(COMPILED)  # before any fixture builds or trains a model
+
+
+@pytest.fixture(autouse=True)
+def _execution_mode(request: pytest.FixtureRequest) -> Any:
+    """`@pytest.mark.compiled`: this test trains as users' code does."""
+    if COMPILED or request.node.get_closest_marker("compiled") is None:
+        yield
+        return
+    _set_compiled(True)
+    try:
+        yield
+    finally:
+        _set_compiled(False)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -31,6 +31,7 @@ CLOSE = {"rtol": 1e-4, "atol": 1e-5}
 # --------------------------------------------------------------------------- same training
 
 
+@pytest.mark.compiled
 @pytest.mark.parametrize(
     ("strategy", "prefix_layers", "feature_shape"),
     [

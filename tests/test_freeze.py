@@ -157,6 +157,7 @@ def test_freeze_report_to_dict_is_json(lab_cnn):
     }
 
 
+@pytest.mark.compiled
 def test_freeze_compile_fit_keeps_frozen_weights_bit_identical(lab_cnn):
     """The lab's workflow in graph mode (the default): freeze, compile, fit."""
     tk.freeze(lab_cnn, upto=4)

@@ -199,7 +199,7 @@ _BAD_PREDICTIONS: list[tuple[Any, Any, dict[str, Any], str]] = [
     ([0, np.nan], [0, 1], {}, r"`y_true` must contain integer class labels.*1 non-integer"),
     ([0, -1], [0, 1], {}, r"`y_true` labels must be non-negative.*min label -1"),
     ([0, 1], [0, 3], {"num_classes": 3}, r"`y_pred` labels must be in the range \[0, 3\)"),
-    ([0, 1], [0, 1], {"num_classes": 0}, r"`num_classes` must be a positive integer"),
+    ([0, 1], [0, 1], {"num_classes": 0}, r"`num_classes` must be a positive int\. Received"),
     ([0, 1], [0, 1], {"class_names": ["a"], "num_classes": 2}, r"`class_names` must have one"),
     ([0, 1, 2], [0, 1, 2], {"class_names": ["a", "b"]}, r"`y_true` labels must be in the"),
     ([0, 1], [0, 1], {"class_names": "ab"}, r"`class_names` must be a sequence of strings"),
@@ -207,7 +207,7 @@ _BAD_PREDICTIONS: list[tuple[Any, Any, dict[str, Any], str]] = [
         _one_hot([0, 1], 3),
         [0, 1],
         {"num_classes": 2},
-        r"`y_true` is one-hot/scores with 3 columns, but there are 2 classes",
+        r"`y_true` is one-hot with 3 columns, but there are 2 classes",
     ),
     (["a", "b"], [0, 1], {}, r"`y_true` must be numeric"),
 ]
@@ -293,7 +293,7 @@ _BAD_EVALUATE: list[tuple[Any, Any, dict[str, Any], str]] = [
     (_GOOD_X, np.zeros((4, 3, 1)), {}, r"`y` must be integer labels.*Received: y.ndim=3"),
     (_GOOD_X, _one_hot([0, 1, 2, 3], 4), {}, r"`y` is one-hot with 4 columns.*3 classes"),
     (_GOOD_X, _GOOD_Y, {"class_names": ["a", "b"]}, r"`class_names` must have one name"),
-    (_GOOD_X, _GOOD_Y, {"batch_size": 0}, r"`batch_size` must be a positive integer"),
+    (_GOOD_X, _GOOD_Y, {"batch_size": 0}, r"`batch_size` must be a positive int\. Received"),
 ]
 
 

@@ -25,6 +25,7 @@ from _train_helpers import (
     tiny_cnn,
     weights_of,
 )
+from conftest import COMPILED
 from transferkit import FeatureExtractor, FullFineTune, PartialFreeze
 from transferkit.metrics import evaluate
 
@@ -162,6 +163,7 @@ def test_callers_model_is_untouched(strategy):
     assert not same_weights(weights_of(result.model), weights)  # the copy did train
 
 
+@pytest.mark.compiled
 @pytest.mark.parametrize(
     ("strategy", "frozen", "trainable", "cache"),
     [
@@ -209,6 +211,7 @@ def test_frozen_layers_bit_identical_trainable_layers_changed(strategy, frozen, 
     assert timing.total_params == 603 == count_params(result.model.weights)
 
 
+@pytest.mark.compiled
 @pytest.mark.parametrize("upto", [2, 4], ids=["same_boundary", "other_boundary"])
 def test_compile_then_freeze_is_handled(upto):
     """The lab bug: compile (and fit), then freeze, then train: frozen weights must stay."""
@@ -376,3 +379,21 @@ def test_numpy_validation_runs_in_big_forward_batches():
     result = tk.fine_tune(mlp(), (x, y), validation=(x, y), callbacks=[counter], **common)
     assert counter.batches == 2 * 2  # ceil(300 / 256) batches per epoch, not ceil(300 / 16)
     assert len(result.history["val_loss"]) == 2
+
+
+def _traces() -> bool | None:
+    """Whether TensorFlow traces functions (None on the other backends)."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    return not tf.config.functions_run_eagerly()
+
+
+@pytest.mark.compiled
+def test_compiled_tests_train_as_users_do():
+    assert _traces() in (None, True)
+
+
+def test_other_tests_run_tensorflow_eagerly():
+    assert _traces() in (None, COMPILED)

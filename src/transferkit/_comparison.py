@@ -7,10 +7,11 @@ import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import _serial
 from .metrics import ClassificationMetrics
 from .timing import TrainingTiming
 
@@ -57,35 +58,14 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (what `output=` files hold, one per line)."""
-        return {
-            "strategy": self.strategy,
-            "seed": self.seed,
-            "epochs": self.epochs,
-            "metrics": self.metrics.to_dict(),
-            "timing": self.timing.to_dict(),
-            "history": self.history,
-            "cache": self.cache,
-            "validation": None if self.validation is None else self.validation.to_dict(),
-            "phases": list(self.phases),
-        }
+        d = _serial.to_dict(self)
+        del d["resumed"]  # a property of how a record was obtained, not of the run
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, resumed: bool = False) -> RunRecord:
         """Rebuild a record written by `to_dict`."""
-        return cls(
-            strategy=str(d["strategy"]),
-            seed=int(d["seed"]),
-            epochs=int(d["epochs"]),
-            metrics=ClassificationMetrics.from_dict(d["metrics"]),
-            timing=TrainingTiming.from_dict(d["timing"]),
-            history={k: [float(v) for v in vs] for k, vs in d["history"].items()},
-            cache=dict(d.get("cache", {})),
-            resumed=resumed,
-            validation=(
-                ClassificationMetrics.from_dict(d["validation"]) if d.get("validation") else None
-            ),
-            phases=tuple(dict(p) for p in d.get("phases", ())),
-        )
+        return replace(_serial.from_dict(cls, d), resumed=resumed)
 
 
 # Two-sided 95% Student-t critical values by degrees of freedom (1..30); 1.96 beyond.
@@ -127,10 +107,8 @@ class SummaryRow:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (`nan` becomes `None`)."""
-        return {
-            k: (None if isinstance(v, float) and math.isnan(v) else v)
-            for k, v in self.__dict__.items()
-        }
+        d = _serial.to_dict(self)
+        return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in d.items()}
 
 
 def summarize(values: Sequence[float]) -> tuple[float, float, float, float]:
@@ -151,6 +129,31 @@ class Comparison:
     Attributes:
         runs: One `RunRecord` per strategy and seed, in the order they were planned.
         config: The comparison's configuration (strategies, epochs, batch size, data shapes).
+
+    Example:
+    ```python
+    import tempfile
+    from pathlib import Path
+
+    import keras
+    import numpy as np
+    from transferkit import compare_strategies
+
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(16, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    rng = np.random.default_rng(0)
+    x, y = rng.random((48, 8), dtype="float32"), rng.integers(0, 3, 48)
+    comparison = compare_strategies(
+        model, ["full", "feature_extractor"], train=(x[:32], y[:32]), validation=None,
+        test=(x[32:], y[32:]), epochs=1, seeds=2, verbose=0,
+    )
+    assert comparison.strategies == ("full", "feature_extractor")
+    assert [row.n for row in comparison.summary()] == [2] * 10
+    assert "feature_extractor" in comparison.to_markdown()
+    page = comparison.to_html(Path(tempfile.mkdtemp()) / "report.html").read_text()
+    assert "<table" in page
+    ```
     """
 
     runs: tuple[RunRecord, ...]
@@ -166,21 +169,8 @@ class Comparison:
         return tuple(run for run in self.runs if run.strategy == strategy)
 
     def summary(self, metrics: Sequence[str] = SUMMARY_METRICS) -> tuple[SummaryRow, ...]:
-        """Mean, std and 95% confidence interval per strategy and metric.
-
-        Args:
-            metrics: Metric names (`ClassificationMetrics` fields or `"train_seconds"`).
-                Defaults to accuracy, macro precision/recall/F1 and training time.
-
-        Returns:
-            A tuple of `SummaryRow`, strategy-major.
-
-        Example:
-        ```python
-        # comparison = compare_strategies(...)
-        # for row in comparison.summary(): print(row.strategy, row.metric, row.mean)
-        ```
-        """
+        """Mean, std and 95% CI per strategy and metric (`ClassificationMetrics` fields or
+        `"train_seconds"`), strategy-major; with a `"scratch"` run, the gains over it too."""
         rows = []
         for strategy in self.strategies:
             runs = self.runs_of(strategy)
@@ -344,30 +334,6 @@ class Comparison:
 
         Raises:
             ValueError: If `path` is a folder, or the comparison has no runs.
-
-        Example:
-        ```python
-        import tempfile
-        from pathlib import Path
-
-        import keras
-        import numpy as np
-        from transferkit import compare_strategies
-
-        model = keras.Sequential([
-            keras.Input((8,)),
-            keras.layers.Dense(16, activation="relu"),
-            keras.layers.Dense(3, activation="softmax"),
-        ])
-        x, y = np.random.rand(96, 8).astype("float32"), np.random.randint(0, 3, 96)
-        comparison = compare_strategies(
-            model, ["full", "feature_extractor"], train=(x[:64], y[:64]),
-            validation=None, test=(x[64:], y[64:]), epochs=1, verbose=0,
-        )
-        path = comparison.to_html(Path(tempfile.mkdtemp()) / "report.html")
-        page = path.read_text()
-        assert "<table" in page and "feature_extractor" in page
-        ```
         """
         from ._report import write_html  # lazily, as the plots: it is needed only here
 

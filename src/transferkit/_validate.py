@@ -5,6 +5,9 @@ from __future__ import annotations
 import numbers
 from typing import Any, TypeGuard
 
+import keras
+import numpy as np
+
 
 def is_int(value: object) -> TypeGuard[int]:
     """Whether `value` is an integer (NumPy integers too), but not a bool."""
@@ -31,3 +34,39 @@ def check_epochs(epochs: Any) -> None:
     """Raise `ValueError` unless `epochs` is None or a positive int (NumPy ints included)."""
     if epochs is not None:
         check_positive_int(epochs, "epochs")
+
+
+def as_numpy(a: Any) -> np.ndarray[Any, Any]:
+    """NumPy arrays, lists and scalars as-is; backend tensors via `keras.ops.convert_to_numpy`."""
+    if isinstance(a, np.ndarray | np.generic | list | tuple | int | float | bool):
+        return np.asarray(a)
+    return np.asarray(keras.ops.convert_to_numpy(a))
+
+
+def sample_count(x: Any, *, finite: bool = False) -> int:
+    """The number of samples in `x` (an array, or a list/dict of arrays of one length).
+
+    Raises:
+        ValueError: If `x` holds no array or no sample, its arrays differ in length, or (with
+            `finite=True`) it holds NaN or inf.
+    """
+    leaves = keras.tree.flatten(x)
+    if not leaves:
+        raise ValueError("`x` must contain at least one input array. Received: an empty structure")
+    lengths = {int(np.shape(a)[0]) if np.ndim(a) else 0 for a in leaves}
+    if len(lengths) != 1:
+        raise ValueError(
+            "All arrays in `x` must have the same number of samples. "
+            f"Received: lengths {sorted(lengths)}"
+        )
+    n = lengths.pop()
+    if n == 0:
+        raise ValueError("`x` must contain at least one sample. Received: 0 samples")
+    arrays = [as_numpy(a) for a in leaves] if finite else []
+    bad = sum(int(np.sum(~np.isfinite(a))) for a in arrays if np.issubdtype(a.dtype, np.inexact))
+    if bad:
+        raise ValueError(
+            f"`x` must not contain NaN or inf. Received: {bad} non-finite values. "
+            "Clean or impute the inputs first (e.g. `np.nan_to_num`)."
+        )
+    return n

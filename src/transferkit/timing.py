@@ -14,7 +14,7 @@ import numpy as np
 from . import _serial
 from ._machine import MachineInfo as MachineInfo
 from ._machine import machine_info as machine_info
-from ._validate import check_positive_int
+from ._validate import check_positive_int, sample_count
 from .types import Model
 
 __all__ = [
@@ -324,18 +324,7 @@ def measure_inference(
     batch_size = check_positive_int(batch_size, "batch_size")
     repeats = check_positive_int(repeats, "repeats")
     warmup = check_positive_int(warmup, "warmup", allow_zero=True)
-    leaves = keras.tree.flatten(x)
-    if not leaves:
-        raise ValueError("`x` must contain at least one input array. Received: an empty structure")
-    lengths = {int(np.shape(a)[0]) if np.ndim(a) else 0 for a in leaves}
-    if len(lengths) != 1:
-        raise ValueError(
-            "All arrays in `x` must have the same number of samples. "
-            f"Received: lengths {sorted(lengths)}"
-        )
-    num_samples = lengths.pop()
-    if num_samples == 0:
-        raise ValueError("`x` must contain at least one sample. Received: 0 samples")
+    num_samples = sample_count(x)
     batches = [_slice(x, start, start + batch_size) for start in range(0, num_samples, batch_size)]
 
     def run_once() -> float:
