@@ -234,21 +234,33 @@ def frozen_prefix(model: Model) -> tuple[int, str]:
     return k, reason
 
 
-def _fingerprint(layers: list[Layer], arrays: dict[str, np.ndarray[Any, Any]]) -> str:
-    """A key from the prefix's layers and weights and *every byte* of the data.
+def _is_reshape(layer: Layer) -> bool:
+    """Whether `layer` only reshapes its input (same values, same order): free on a cache."""
+    if isinstance(layer, keras.layers.Reshape):
+        return True
+    return isinstance(layer, keras.layers.Flatten) and layer.data_format == "channels_last"
 
-    Hashing the full arrays (not their `id` or a sample of rows) means an array changed in
-    place, or a new array at a recycled address, never gets stale activations. It costs
-    about 0.2 s per 50,000 28x28 float32 images, once per run.
+
+def _prefix_keys(layers: list[Layer], arrays: dict[str, np.ndarray[Any, Any]]) -> list[str]:
+    """`keys[j]`: the key of the activations of `layers[: j + 1]` on *every byte* of the data.
+
+    Keys chain the data, then each layer's type and weights. Layers that only reshape
+    (`Flatten`, `Reshape`) add nothing, so prefixes that differ only by them share a key (and
+    one array, reshaped). Hashing the full arrays (not their `id` or a sample of rows) means an
+    array changed in place, or a new array at a recycled address, never gets stale activations.
+    It costs about 0.2 s per 50,000 28x28 float32 images, once per run.
     """
     h = hashlib.sha256()
-    for layer in layers:
-        h.update(type(layer).__name__.encode())
-        hash_arrays(h, [np.asarray(keras.ops.convert_to_numpy(w)) for w in layer.weights])
     for name, x in arrays.items():
         h.update(name.encode())
         hash_arrays(h, [x])
-    return h.hexdigest()
+    keys = []
+    for layer in layers:
+        if not _is_reshape(layer):
+            h.update(type(layer).__name__.encode())
+            hash_arrays(h, [np.asarray(keras.ops.convert_to_numpy(w)) for w in layer.weights])
+        keys.append(h.copy().hexdigest())
+    return keys
 
 
 PREDICT_CHUNK = 4096
@@ -284,6 +296,28 @@ def _predict_into(
             x[start : start + chunk], batch_size=batch_size, verbose=0
         )
     return out
+
+
+def _reshaped(a: np.ndarray[Any, Any], shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+    """`a` as `(len(a), *shape)`: a view (same buffer), since cached arrays are contiguous."""
+    return a if a.shape[1:] == shape else a.reshape(len(a), *shape)
+
+
+def _source(
+    prefix: Model,
+    layers: list[Layer],
+    base: int,
+    arrays: dict[str, np.ndarray[Any, Any]],
+    store: FeatureCache,
+    keys: list[str],
+) -> tuple[dict[str, np.ndarray[Any, Any]], Model]:
+    """What to run to get the prefix's activations: the data through the whole prefix, or
+    the cached activations of its first `base` layers through the layers after them."""
+    if base == 0:
+        return arrays, prefix
+    shape = tuple(int(d) for d in layers[base - 1].output.shape[1:])
+    cached = {name: _reshaped(a, shape) for name, a in store.entries[keys[base - 1]].items()}
+    return cached, keras.Sequential([keras.Input(shape=shape), *layers[base:]])
 
 
 def fit_input(features: np.ndarray[Any, Any]) -> Any:
@@ -332,8 +366,9 @@ def plan_cache(
     per_sample = int(np.prod(feature_shape)) * 4
     total = sum(len(a) for a in arrays.values()) * per_sample
     store = cache if cache is not None else FeatureCache()
-    key = _fingerprint(prefix_layers, arrays)
-    shared = key in store.entries
+    keys = _prefix_keys(prefix_layers, arrays)
+    key = keys[-1]
+    shared = key in store.entries  # the same activations, maybe before a Flatten or Reshape
     spill = not shared and store.nbytes + total > store.budget_bytes
     over = (
         f"the activations take {total / 2**20:.0f} MiB, over the cache's memory budget of "
@@ -350,12 +385,15 @@ def plan_cache(
     remainder = keras.Sequential(
         [keras.Input(shape=feature_shape), *rest], name=f"{model.name}_remainder"
     )
+    base = next((j for j in range(k, 0, -1) if keys[j - 1] in store.entries), 0)
     with Timer() as timer:
+        if not shared:
+            source, model_ = _source(prefix, prefix_layers, base, arrays, store, keys)
         if spill:
             size = max(batch_size, 256)
             store.entries[key] = spill_features(
-                prefix,
-                arrays,
+                model_,
+                source,
                 feature_shape,
                 size,
                 store._disk.make(),
@@ -364,15 +402,18 @@ def plan_cache(
             )
         elif not shared:
             store.entries[key] = {
-                name: _predict_into(prefix, a, feature_shape, max(batch_size, 256))
-                for name, a in arrays.items()
+                name: _predict_into(model_, a, feature_shape, max(batch_size, 256))
+                for name, a in source.items()
             }
-    features = store.entries[key]
+    features = {name: _reshaped(a, feature_shape) for name, a in store.entries[key].items()}
+    extended = f" (from the cached activations of the first {base})" if 0 < base < k else ""
     path = spilled_path(features["train"])
     where = f"; {over}, so they were written to {path} and streamed from there" if path else ""
     info = CacheInfo(
         used=True,
-        reason=f"the first {k} top-level layers are frozen and deterministic; {reason} next"
+        reason=(
+            f"the first {k} top-level layers are frozen and deterministic{extended}; {reason} next"
+        )
         + where,
         prefix_layers=k,
         feature_shape=feature_shape,

@@ -11,9 +11,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from ._cache import CacheInfo, CachePlan, FeatureCache, fit_input, plan_cache
+from ._cache import CacheInfo, CachePlan, FeatureCache, plan_cache
 from ._callbacks import make_early_stopping, see_full_model
 from ._data import ArrayData
+from ._feed import CACHED_VALIDATION_BATCH_SIZE, cached_input, cached_steps_per_execution
 from ._freeze import RecompileWarning, TrainableState, freeze
 from ._rates import block_multipliers, with_rates
 from ._spill import stream_fit_data
@@ -176,6 +177,7 @@ class PhaseRunner:
     early_stopping: Any
     seed: int | None
     verbose: Any
+    auto_steps: bool = False
     epochs_done: int = 0
     epoch_seconds: list[float] = field(default_factory=list)
 
@@ -200,6 +202,7 @@ class PhaseRunner:
             fit_x, fit_y = self.train.x, self.train.y
         if self.validation is not None:
             fit_val = (self.validation.x, self.validation.y)
+        compile_kwargs, val_batch = dict(self.compile_kwargs), VALIDATION_BATCH_SIZE
         streamed = isinstance(plan, CachePlan) and plan.info.location == "disk"
         if isinstance(plan, CachePlan) and streamed:
             assert self.train is not None
@@ -214,13 +217,18 @@ class PhaseRunner:
                 (self.seed + index) if self.seed is not None else int(np.random.randint(2**31)),
             )
         elif isinstance(plan, CachePlan):
-            trained, fit_x = plan.remainder, fit_input(plan.features["train"])
+            trained, fit_x = plan.remainder, cached_input(plan.features["train"])
             if self.validation is not None:
-                fit_val = (fit_input(plan.features["validation"]), self.validation.y)
+                fit_val = (cached_input(plan.features["validation"]), self.validation.y)
+            steps = compile_kwargs["steps_per_execution"]
+            compile_kwargs["steps_per_execution"] = cached_steps_per_execution(
+                self.auto_steps, steps
+            )
+            val_batch = CACHED_VALIDATION_BATCH_SIZE
         else:
             trained = fit_view(self.prepared)
         info = plan.info if isinstance(plan, CachePlan) else plan
-        trained.compile(optimizer=optimizer, **self.compile_kwargs)
+        trained.compile(optimizer=optimizer, **compile_kwargs)
         if self.seed is not None:
             # Re-seed right before `fit` (offset per phase): computing cached activations may
             # draw from the backend's RNG, and training must not depend on whether it ran.
@@ -235,7 +243,7 @@ class PhaseRunner:
             kwargs = {}
         elif self.validation is not None:
             # Validation only runs forward: bigger batches are cheaper and leave training as is.
-            kwargs["validation_batch_size"] = max(self.batch_size, VALIDATION_BATCH_SIZE)
+            kwargs["validation_batch_size"] = max(self.batch_size, val_batch)
         assert phase.epochs is not None
         history = trained.fit(
             fit_x,

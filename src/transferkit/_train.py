@@ -185,8 +185,8 @@ def fine_tune(
             arguments here. Defaults to `"full"`.
         epochs: int. Defaults to `10`.
         batch_size: int. Used for NumPy data. NumPy validation data are evaluated in
-            batches of at least 256 (forward passes only, so training is unchanged and
-            validation is cheaper). Defaults to `32`.
+            batches of at least 256, cached activations in batches of at least 2048 (forward
+            passes only, so training is unchanged and validation is cheaper). Defaults to `32`.
         optimizer: Optimizer name or instance (copied, never reused). Defaults to `"adam"`.
         learning_rate: float or None. Defaults to `None` (the optimizer's default).
         loss: A Keras loss or `None` to pick cross-entropy from the labels (sparse for integer
@@ -203,8 +203,8 @@ def fine_tune(
             cache's memory budget the activations are spilled to a temporary file and streamed
             from disk (deleted when the run ends); pass `FeatureCache(budget_bytes=...,
             cache_dir=...)` to set the budget and where the files go. Defaults to `True`.
-        steps_per_execution: int or `"auto"` (per-backend measured default). Defaults to
-            `"auto"`.
+        steps_per_execution: int or `"auto"` (per-backend measured default; at least 64 for
+            a remainder on cached activations on TensorFlow and JAX). Defaults to `"auto"`.
         jit_compile: bool or `"auto"` (XLA on JAX and on TensorFlow with a GPU; off on
             TensorFlow CPU, where it measured slower). Defaults to `"auto"`.
         precision: None, `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`. Opt-in mixed
@@ -317,6 +317,7 @@ def fine_tune(
         early_stopping=early_stopping,
         seed=seed,
         verbose=verbose,
+        auto_steps=steps_per_execution == "auto",
     )
     records: list[PhaseRecord] = []
     history: dict[str, list[float]] = {}
