@@ -332,3 +332,20 @@ def test_a_feature_cache_with_a_memory_budget_is_respected():
     roomy = tk.compare_strategies(mlp(), ["feature_extractor"], cache=store, verbose=0, **common)
     assert roomy.runs[0].cache["used"] is True
     assert store.nbytes == roomy.runs[0].cache["nbytes"] > 0  # the caller's store holds them
+
+
+@pytest.mark.parametrize("verbose", [3, -1, "yes", True])
+def test_bad_verbose_is_refused_before_training(verbose):
+    train, _, test = data()
+    model = mlp()
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=r'`verbose` must be 0, 1, 2 or "auto"'):
+        tk.compare_strategies(model, ["full"], train=train, test=test, verbose=verbose)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
+def test_validation_and_verbose_default_like_fine_tune(capsys):
+    train, _, test = data()
+    comparison = tk.compare_strategies(mlp(), ["full"], train=train, test=test, epochs=1)
+    assert comparison.runs[0].validation is None  # no validation data given
+    assert "[1/1]" in capsys.readouterr().out  # "auto": the overall progress lines

@@ -65,7 +65,7 @@ def compare_strategies(
     strategies: Sequence[Strategy | str],
     *,
     train: Data,
-    validation: Data | None,
+    validation: Data | None = None,
     test: Data,
     epochs: int = 10,
     batch_size: int = 32,
@@ -76,7 +76,7 @@ def compare_strategies(
     callbacks: Sequence[Any] = (),
     output: str | Path | None = None,
     class_names: Sequence[str] | None = None,
-    verbose: int = 1,
+    verbose: int | Auto = "auto",
     cache: bool | FeatureCache = True,
     steps_per_execution: int | Auto = "auto",
     jit_compile: bool | Auto = "auto",
@@ -98,7 +98,8 @@ def compare_strategies(
         strategies: Strategies or names, e.g. `["full", PartialFreeze(upto=4),
             FeatureExtractor(cut="flatten", epochs=20)]`.
         train: `(x, y)` NumPy arrays, or a dataset Keras `fit` accepts.
-        validation: Same forms as `train`, or `None`.
+        validation: Same forms as `train`, or `None` (then no early stopping on validation
+            metrics, and `Comparison.best` has nothing to choose on). Defaults to `None`.
         test: `(x, y)` NumPy arrays (required: the comparison is on the test set).
         epochs: int. Epochs for strategies that do not set their own. Defaults to `10`.
         batch_size: int. Defaults to `32`.
@@ -116,7 +117,7 @@ def compare_strategies(
         verbose: int. 0 prints nothing; 1 shows the overall progress (runs done of total,
             the current strategy and seed, elapsed time and ETA: a bar that updates in place
             in a terminal or notebook, plain lines in logs); 2 also prints Keras's progress
-            bars of each run. Defaults to `1`.
+            bars of each run. `"auto"` is 1, as in Keras. Defaults to `"auto"`.
         cache: bool or `FeatureCache`. Use the frozen-prefix activation cache, shared by
             the runs of this comparison; pass a `FeatureCache(budget_bytes=...)` to set its
             memory budget and `cache_dir` (activations over the budget are spilled to disk and
@@ -183,6 +184,10 @@ def compare_strategies(
         check_positive_int(epochs, "epochs"),
         check_positive_int(batch_size, "batch_size"),
     )
+    if verbose == "auto":
+        verbose = 1
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ValueError(f'`verbose` must be 0, 1, 2 or "auto". Received: verbose={verbose!r}')
     for strategy in strategy_list:
         strategy.validate(start)
         strategy_phases(strategy, start, strategy.epochs or epochs)
