@@ -17,6 +17,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from ._chunks import return_free_memory
+from ._feed import predict_into
 from ._layers import _children
 from ._runlog import hash_arrays
 from ._spill import SpillDir, check_cache_dir, spill_features, spilled_path
@@ -263,41 +265,6 @@ def _prefix_keys(layers: list[Layer], arrays: dict[str, np.ndarray[Any, Any]]) -
     return keys
 
 
-PREDICT_CHUNK = 4096
-"""Samples per `predict` call when computing cached activations."""
-
-
-def _aligned_empty(shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
-    """An uninitialised float32 array whose data start on a 64-byte boundary.
-
-    TensorFlow can then use the very buffer as a tensor (see `fit_input`) instead of copying
-    it, which would hold the cached activations twice while training.
-    """
-    count = int(np.prod(shape))
-    buffer = np.empty(count + 16, dtype=np.float32)
-    offset = (-buffer.ctypes.data % 64) // 4
-    return buffer[offset : offset + count].reshape(shape)
-
-
-def _predict_into(
-    prefix: Model, x: np.ndarray[Any, Any], feature_shape: tuple[int, ...], batch_size: int
-) -> np.ndarray[Any, Any]:
-    """The prefix's outputs for `x`, written chunk by chunk into one preallocated array.
-
-    One `predict` over all of `x` would hold every batch's output and their concatenation at
-    once (twice the activations' memory); chunks of `PREDICT_CHUNK` samples bound that to a
-    chunk. `predict` (not `predict_on_batch`) keeps distribution strategies working. bfloat16
-    outputs are widened to float32 exactly.
-    """
-    out = _aligned_empty((len(x), *feature_shape))
-    chunk = max(batch_size, PREDICT_CHUNK // batch_size * batch_size)
-    for start in range(0, len(x), chunk):
-        out[start : start + chunk] = prefix.predict(
-            x[start : start + chunk], batch_size=batch_size, verbose=0
-        )
-    return out
-
-
 def _reshaped(a: np.ndarray[Any, Any], shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
     """`a` as `(len(a), *shape)`: a view (same buffer), since cached arrays are contiguous."""
     return a if a.shape[1:] == shape else a.reshape(len(a), *shape)
@@ -318,20 +285,6 @@ def _source(
     shape = tuple(int(d) for d in layers[base - 1].output.shape[1:])
     cached = {name: _reshaped(a, shape) for name, a in store.entries[keys[base - 1]].items()}
     return cached, keras.Sequential([keras.Input(shape=shape), *layers[base:]])
-
-
-def fit_input(features: np.ndarray[Any, Any]) -> Any:
-    """Cached activations as `fit` should get them: without a copy where the backend allows.
-
-    On TensorFlow, Keras copies NumPy inputs into a tensor for every `fit`; a tensor sharing
-    the NumPy buffer (DLPack) avoids that copy. The caller keeps `features` alive while the
-    tensor is in use. Other backends slice NumPy arrays batch by batch and get `features`.
-    """
-    if keras.backend.backend() != "tensorflow" or features.ctypes.data % 64:
-        return features
-    import tensorflow as tf  # only reached on the TensorFlow backend
-
-    return tf.experimental.dlpack.from_dlpack(features.__dlpack__())
 
 
 @dataclass(frozen=True)
@@ -397,14 +350,14 @@ def plan_cache(
                 feature_shape,
                 size,
                 store._disk.make(),
-                max(size, PREDICT_CHUNK // size * size),
                 key[:16],
             )
         elif not shared:
             store.entries[key] = {
-                name: _predict_into(model_, a, feature_shape, max(batch_size, 256))
+                name: predict_into(model_, a, feature_shape, max(batch_size, 256))
                 for name, a in source.items()
             }
+    return_free_memory()
     features = {name: _reshaped(a, feature_shape) for name, a in store.entries[key].items()}
     extended = f" (from the cached activations of the first {base})" if 0 < base < k else ""
     path = spilled_path(features["train"])

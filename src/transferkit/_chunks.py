@@ -9,6 +9,7 @@ chunk of resident memory. Nothing here imports Keras.
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 from collections.abc import Iterator
 from typing import Any
@@ -45,6 +46,27 @@ def release_pages(array: Any) -> None:
         mapping.madvise(advice)
     except (OSError, ValueError):  # an unsupported mapping: the pages stay, nothing breaks
         pass
+
+
+def return_free_memory() -> None:
+    """Hand the C heap's free pages back to the OS (glibc `malloc_trim`); else a no-op.
+
+    Training and prediction free many large temporary buffers; glibc keeps them mapped, so
+    the process's resident memory only grows, and the cached activations of the next strategy
+    would stack on top of the previous strategy's freed buffers.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6")
+            _LIBC.malloc_trim  # noqa: B018  (absent outside glibc: AttributeError)
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC: Any = None
 
 
 def row_chunks(array: np.ndarray[Any, Any], max_bytes: int = CHUNK_BYTES) -> Iterator[slice]:

@@ -8,13 +8,102 @@ from typing import Any
 import keras
 import numpy as np
 
-from ._cache import fit_input
+from ._chunks import release_pages, return_free_memory
 
 CACHED_VALIDATION_BATCH_SIZE = 2048
 """Smallest batch size the remainder is validated with on cached activations (forward only)."""
 
 CACHED_STEPS_PER_EXECUTION = 64
 """`steps_per_execution` of `"auto"` for a remainder on cached activations (TensorFlow, JAX)."""
+
+
+PREDICT_CHUNK = 4096
+"""Samples per `predict` call when computing cached activations under `tf.distribute`."""
+
+
+def _distributed() -> bool:
+    """Whether a TensorFlow distribution strategy is active (then `predict` must be used)."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf  # only reached on the TensorFlow backend
+
+    return bool(tf.distribute.has_strategy())
+
+
+def aligned_empty(shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+    """An uninitialised float32 array whose data start on a 64-byte boundary.
+
+    TensorFlow can then use the very buffer as a tensor (see `fit_input`) instead of copying
+    it, which would hold the cached activations twice while training.
+    """
+    count = int(np.prod(shape))
+    buffer = np.empty(count + 16, dtype=np.float32)
+    offset = (-buffer.ctypes.data % 64) // 4
+    return buffer[offset : offset + count].reshape(shape)
+
+
+def predict_into(
+    model: Any,
+    x: np.ndarray[Any, Any],
+    out: np.ndarray[Any, Any] | tuple[int, ...],
+    batch_size: int,
+) -> np.ndarray[Any, Any]:
+    """`model`'s outputs for `x`, batch by batch, written into `out` (or a new aligned array
+    of `len(x)` samples when `out` is the shape of one sample's output).
+
+    `predict_on_batch` runs the same compiled predict step as `predict` without building a
+    dataset per call: measured 20-30% faster for the lab CNN's convolutions on 2 CPU cores.
+    Under a `tf.distribute` strategy `predict` is used, chunk by chunk, to keep it working.
+    When `out` is a memmap its pages (and `x`'s) are handed back after each chunk. bfloat16
+    outputs are widened to float32 exactly.
+    """
+    if isinstance(out, tuple):
+        out = aligned_empty((len(x), *out))
+    chunk = max(batch_size, PREDICT_CHUNK // batch_size * batch_size)
+    distributed = _distributed()
+    for start in range(0, len(x), chunk):
+        stop = min(start + chunk, len(x))
+        if distributed:
+            out[start:stop] = model.predict(x[start:stop], batch_size=batch_size, verbose=0)
+        else:
+            for i in range(start, stop, batch_size):
+                out[i : min(i + batch_size, stop)] = model.predict_on_batch(
+                    x[i : min(i + batch_size, stop)]
+                )
+        if isinstance(out, np.memmap):
+            release_pages(out)
+            release_pages(x)
+    return out
+
+
+def predict(model: Any, x: Any, batch_size: int, verbose: Any = 0) -> Any:
+    """`model.predict(x)`, batch by batch with `predict_on_batch` for a silent single-output
+    prediction on a NumPy array (no dataset built around `x`: faster, less memory)."""
+    if verbose or not isinstance(x, np.ndarray) or _distributed() or len(x) == 0:
+        return model.predict(x, batch_size=batch_size, verbose=verbose)
+    first = model.predict_on_batch(x[:batch_size])
+    if not isinstance(first, np.ndarray):
+        return model.predict(x, batch_size=batch_size, verbose=verbose)
+    out = np.empty((len(x), *first.shape[1:]), dtype=first.dtype)
+    out[: len(first)] = first
+    for i in range(batch_size, len(x), batch_size):
+        out[i : i + batch_size] = model.predict_on_batch(x[i : i + batch_size])
+    return_free_memory()
+    return out
+
+
+def fit_input(features: np.ndarray[Any, Any]) -> Any:
+    """Cached activations as `fit` should get them: without a copy where the backend allows.
+
+    On TensorFlow, Keras copies NumPy inputs into a tensor for every `fit`; a tensor sharing
+    the NumPy buffer (DLPack) avoids that copy. The caller keeps `features` alive while the
+    tensor is in use. Other backends slice NumPy arrays batch by batch and get `features`.
+    """
+    if keras.backend.backend() != "tensorflow" or features.ctypes.data % 64:
+        return features
+    import tensorflow as tf  # only reached on the TensorFlow backend
+
+    return tf.experimental.dlpack.from_dlpack(features.__dlpack__())
 
 
 def cached_steps_per_execution(auto: bool, steps: int) -> int:

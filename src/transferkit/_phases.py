@@ -13,6 +13,7 @@ import numpy as np
 
 from ._cache import CacheInfo, CachePlan, FeatureCache, plan_cache
 from ._callbacks import make_early_stopping, see_full_model
+from ._chunks import return_free_memory
 from ._data import ArrayData
 from ._feed import CACHED_VALIDATION_BATCH_SIZE, cached_input, cached_steps_per_execution
 from ._freeze import RecompileWarning, TrainableState, freeze
@@ -24,6 +25,13 @@ from .types import Model
 
 VALIDATION_BATCH_SIZE = 256
 """Smallest batch size `fine_tune` validates NumPy data with (forward passes only)."""
+
+
+class _ReturnMemory(keras.callbacks.Callback):  # type: ignore[misc]
+    """Hands the heap's freed pages back to the OS after every epoch (`return_free_memory`)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        return_free_memory()
 
 
 @dataclass(frozen=True)
@@ -235,7 +243,7 @@ class PhaseRunner:
             keras.utils.set_random_seed(self.seed + index)
         timer = EpochTimer(num_samples=len(self.train) if self.train is not None else None)
         stopper = make_early_stopping(self.early_stopping)
-        callbacks = [timer, *([stopper] if stopper else [])]
+        callbacks = [timer, _ReturnMemory(), *([stopper] if stopper else [])]
         callbacks += see_full_model(self.callbacks, self.prepared, trained)
         # A stream (like any PyDataset) batches itself: `fit` refuses batch sizes for it.
         kwargs: dict[str, Any] = {"batch_size": self.batch_size} if self.train else {}
@@ -255,6 +263,7 @@ class PhaseRunner:
             verbose=self.verbose,
             **kwargs,
         )
+        return_free_memory()
         epochs = len(history.epoch)
         best = stopped = None
         if stopper is not None and stopper.best is not None:

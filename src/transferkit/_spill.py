@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from ._chunks import release_pages
+from ._feed import predict_into
 from .types import Model
 
 
@@ -94,10 +95,9 @@ def spill_features(
     feature_shape: tuple[int, ...],
     batch_size: int,
     directory: Path,
-    chunk: int,
     stem: str,
 ) -> dict[str, np.ndarray[Any, Any]]:
-    """The prefix's outputs for each array, written `chunk` samples at a time to `.npy` files.
+    """The prefix's outputs for each array, written chunk by chunk to `.npy` files.
 
     Neither the inputs nor the outputs are ever whole in memory: after each chunk the pages of
     both (when they are memmaps) are handed back to the page cache.
@@ -108,11 +108,7 @@ def spill_features(
         features = np.lib.format.open_memmap(
             path, mode="w+", dtype=np.float32, shape=(len(x), *feature_shape)
         )
-        for start in range(0, len(x), chunk):
-            stop = start + chunk
-            features[start:stop] = prefix.predict(x[start:stop], batch_size=batch_size, verbose=0)
-            release_pages(features)
-            release_pages(x)
+        predict_into(prefix, x, features, batch_size)
         features.flush()
         out[name] = features
     return out

@@ -17,6 +17,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 
 from . import _serial
 from ._data import output_activation, output_units
+from ._feed import predict
 from ._labels import check_class_names, check_labels, class_names_for, to_labels
 from ._validate import as_numpy, check_positive_int, sample_count
 from .types import IntArray, Model
@@ -293,7 +294,7 @@ def evaluate(
         check_labels(y_labels, y_width, num_classes, "y")
         class_names_for(names, num_classes)
 
-    probs = model.predict(x, batch_size=batch_size, verbose=verbose)
+    probs = predict(model, x, batch_size, verbose)
     if isinstance(probs, (list, tuple, dict)):
         raise ValueError(
             "`model` must have a single output to be evaluated as a classifier. "
