@@ -3,6 +3,8 @@ dispatches per step, validation in large batches. None of it changes the batches
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import keras
@@ -114,6 +116,28 @@ def cached_steps_per_execution(auto: bool, steps: int) -> int:
     and TensorFlow under a `tf.distribute` strategy (`steps == 1`), keep one step per call.
     """
     return max(steps, CACHED_STEPS_PER_EXECUTION) if auto and steps > 1 else steps
+
+
+@contextmanager
+def remainder_threads() -> Iterator[None]:
+    """PyTorch trains a cached remainder on one intra-op thread, then restores the setting.
+
+    A remainder's step is a few small matrix products. PyTorch's OpenMP workers spin while
+    they wait; on a small or busy machine they fight each other and every other thread for
+    the cores: a cached feature-extractor epoch took 29-53 s with 2 threads and 2.7-2.9 s with
+    1 (10,000 images, 2 busy cores, the lab CNN's head). Other backends are left as they are.
+    """
+    if keras.backend.backend() != "torch":
+        yield
+        return
+    import torch  # only reached on the PyTorch backend
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def cached_input(features: np.ndarray[Any, Any]) -> Any:

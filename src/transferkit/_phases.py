@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -15,7 +16,12 @@ from ._cache import CacheInfo, CachePlan, FeatureCache, plan_cache
 from ._callbacks import make_early_stopping, see_full_model
 from ._chunks import return_free_memory
 from ._data import ArrayData
-from ._feed import CACHED_VALIDATION_BATCH_SIZE, cached_input, cached_steps_per_execution
+from ._feed import (
+    CACHED_VALIDATION_BATCH_SIZE,
+    cached_input,
+    cached_steps_per_execution,
+    remainder_threads,
+)
 from ._freeze import RecompileWarning, TrainableState, freeze
 from ._rates import block_multipliers, with_rates
 from ._spill import stream_fit_data
@@ -253,16 +259,17 @@ class PhaseRunner:
             # Validation only runs forward: bigger batches are cheaper and leave training as is.
             kwargs["validation_batch_size"] = max(self.batch_size, val_batch)
         assert phase.epochs is not None
-        history = trained.fit(
-            fit_x,
-            fit_y,
-            validation_data=fit_val,
-            initial_epoch=self.epochs_done,
-            epochs=self.epochs_done + phase.epochs,
-            callbacks=callbacks,
-            verbose=self.verbose,
-            **kwargs,
-        )
+        with remainder_threads() if isinstance(plan, CachePlan) else nullcontext():
+            history = trained.fit(
+                fit_x,
+                fit_y,
+                validation_data=fit_val,
+                initial_epoch=self.epochs_done,
+                epochs=self.epochs_done + phase.epochs,
+                callbacks=callbacks,
+                verbose=self.verbose,
+                **kwargs,
+            )
         return_free_memory()
         epochs = len(history.epoch)
         best = stopped = None
