@@ -18,9 +18,7 @@ _Pair = tuple[npt.NDArray[Any], npt.NDArray[Any]]
 
 
 class Split(NamedTuple):
-    """Train, validation and test sets, each an `(x, y)` pair of NumPy arrays.
-
-    A `NamedTuple`: it unpacks as `train, validation, test = split`.
+    """Train, validation and test sets, each an `(x, y)` pair; unpacks as a tuple.
 
     Attributes:
         train: `(x_train, y_train)`.
@@ -125,18 +123,15 @@ def train_val_test_split(
     stratify: bool = True,
     seed: int | None = 0,
 ) -> Split:
-    """Splits `(x, y)` at random into train, validation and (optionally) test sets.
-
-    `sklearn.model_selection.train_test_split`, stratified by label and seeded; the test set
-    is split off first, then the validation set from the rest.
+    """Splits `(x, y)` at random (stratified, seeded) into train, validation and test sets.
 
     Args:
         x: array-like. Samples, `(n, ...)`.
         y: array-like. Integer class labels, `(n,)`.
         val_size: int or float. Validation samples (int), or a fraction of all samples
             (float in (0, 1), rounded up). Defaults to `10000`.
-        test_size: int or float. As `val_size`, for the test set; `None` makes it empty (for
-            datasets with an official test set). Defaults to `None`.
+        test_size: int, float or None. As `val_size`, for the test set; `None` makes it
+            empty. Defaults to `None`.
         stratify: bool. Whether every set keeps the class proportions. Defaults to `True`.
         seed: int. Random seed; `None` splits differently each call. Defaults to `0`.
 
@@ -144,8 +139,8 @@ def train_val_test_split(
         A `Split`.
 
     Raises:
-        ValueError: If `x` and `y` differ in length, `y` is not 1-D integer labels, a size is
-            not positive or leaves no training sample, or stratifying is impossible.
+        ValueError: If `x` and `y` differ in length, `y` is not 1-D int labels, a size is not
+            positive or leaves no training sample, or stratifying is impossible.
 
     Example:
 
@@ -182,11 +177,8 @@ def train_val_test_split(
     from sklearn.model_selection import train_test_split
 
     def cut(x: npt.NDArray[Any], y: npt.NDArray[Any], size: int) -> list[npt.NDArray[Any]]:
-        stratify_by = y if stratify else None
-        parts: list[npt.NDArray[Any]] = train_test_split(
-            x, y, test_size=size, stratify=stratify_by, random_state=seed
-        )
-        return parts
+        by = y if stratify else None
+        return train_test_split(x, y, test_size=size, stratify=by, random_state=seed)  # type: ignore[no-any-return]
 
     x_rest, x_test, y_rest, y_test = (
         cut(x_array, y_array, n_test) if n_test else (x_array, x_array[:0], y_array, y_array[:0])
@@ -198,15 +190,13 @@ def train_val_test_split(
 def lab_split(path: str | os.PathLike[str] | None = None) -> Split:
     """Fashion-MNIST split as in the lab: 50000 train, 10000 validation, 10000 test.
 
-    Validation is the last 10000 official training images, unshuffled (`x_train[-10000:]`);
-    test the official test set. Images are float32 `(n, 28, 28, 1)` in [0, 1], labels int64.
+    Validation is the last 10000 training images, unshuffled; test the official test set.
 
     Args:
-        path: str or Path. Directory of the Fashion-MNIST files, for `load_fashion_mnist`.
-            Defaults to `None` (the standard locations).
+        path: str or Path. As in `load_fashion_mnist`. Defaults to `None`.
 
     Returns:
-        A `Split`.
+        A `Split` of float32 images `(n, 28, 28, 1)` in [0, 1] and int64 labels.
 
     Raises:
         DatasetNotFoundError: If the files cannot be found or downloaded.
@@ -241,8 +231,7 @@ def subset_classes(
 ) -> _Pair:
     """Keeps the samples of the given classes (in order), relabelled to 0..k-1 by default.
 
-    Builds transfer tasks, e.g. source classes 0-4 and target classes 5-9. A requested class
-    without samples is allowed as long as some sample is kept.
+    A requested class without samples is allowed as long as some sample is kept.
 
     Args:
         x: array-like. Samples, `(n, ...)`.
@@ -254,7 +243,7 @@ def subset_classes(
         `(x_subset, y_subset)`; labels keep the dtype of `y`.
 
     Raises:
-        ValueError: If `x` and `y` differ in length, `y` is not 1-D integer labels, `classes`
+        ValueError: If `x` and `y` differ in length, `y` is not 1-D int labels, or `classes`
             is empty, holds non-ints or duplicates, or none of them occurs in `y`.
 
     Example:
@@ -316,10 +305,7 @@ def stratified_subsample(
     *,
     seed: int | None = 0,
 ) -> _Pair:
-    """Draws `n` samples at random, stratified by label (a labelled-data budget).
-
-    Each class gets a share proportional to its frequency (largest remainders, at least one
-    each); the result is shuffled.
+    """Draws `n` samples at random, each class in proportion (at least one each), shuffled.
 
     Args:
         x: array-like. Samples, `(N, ...)`.
@@ -331,8 +317,8 @@ def stratified_subsample(
         `(x_subset, y_subset)` of `n` samples.
 
     Raises:
-        ValueError: If `x` and `y` differ in length, `y` is not 1-D integer labels, or `n` is
-            not an int between the number of classes and `len(x)`.
+        ValueError: If `x` and `y` differ in length, `y` is not 1-D int labels, or `n` is
+            out of range.
 
     Example:
 
