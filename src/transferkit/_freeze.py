@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ import keras
 
 from . import _serial
 from ._layers import Boundary, LeafLayer, all_layers, leaf_layers, resolve_boundary
+from .timing import count_params
 from .types import Layer, Model
 
 _all_layers = all_layers  # the old private name, still imported by `_lora` and the tests
@@ -68,18 +68,10 @@ class FreezeReport:
         )
 
 
-def _count(weights: Sequence[Any]) -> int:
-    """The number of scalars in `weights`."""
-    return sum(math.prod(int(dim) for dim in w.shape) for w in weights)
-
-
-def param_counts(model: Model) -> tuple[int, int]:
+def _param_counts(model: Model) -> tuple[int, int]:
     """(trainable, non-trainable) parameter counts of a model."""
-    return _count(model.trainable_weights), _count(model.non_trainable_weights)
-
-
-def _is_bn(layer: Layer) -> bool:
-    return isinstance(layer, keras.layers.BatchNormalization)
+    trainable, total = count_params(model)
+    return trainable, total - trainable
 
 
 def _apply_flags(model: Model, leaves: list[LeafLayer], desired: list[bool]) -> bool:
@@ -104,8 +96,16 @@ def _apply_flags(model: Model, leaves: list[LeafLayer], desired: list[bool]) -> 
     return changed
 
 
-def _warn_if_compiled(model: Model) -> None:
-    if getattr(model, "compiled", False):
+def _set_flags(
+    model: Model, upto: Boundary | None, all_if_none: bool, keep: Callable[[Layer], bool]
+) -> FreezeReport:
+    """`freeze`/`unfreeze`: leaf layers after `upto`, and those that `keep`, train."""
+    leaves = leaf_layers(model)
+    none = len(leaves) if all_if_none else 0
+    k = none if upto is None else resolve_boundary(model, upto, leaves=leaves)
+    before = _param_counts(model)
+    desired = [i >= k or keep(leaf.layer) for i, leaf in enumerate(leaves)]
+    if _apply_flags(model, leaves, desired) and getattr(model, "compiled", False):
         warnings.warn(
             f"Model {model.name!r} was compiled before its trainable flags changed. Call "
             "`model.compile(...)` again before `fit`: otherwise Keras keeps training the frozen "
@@ -114,20 +114,12 @@ def _warn_if_compiled(model: Model) -> None:
             RecompileWarning,
             stacklevel=3,
         )
-
-
-def _report(
-    model: Model, leaves: list[LeafLayer], boundary: int, before: tuple[int, int]
-) -> FreezeReport:
-    after = param_counts(model)
     return FreezeReport(
-        frozen=tuple(leaf.path for leaf in leaves if not leaf.layer.trainable),
-        trainable=tuple(leaf.path for leaf in leaves if leaf.layer.trainable),
-        boundary=boundary,
-        trainable_params_before=before[0],
-        non_trainable_params_before=before[1],
-        trainable_params_after=after[0],
-        non_trainable_params_after=after[1],
+        tuple(leaf.path for leaf in leaves if not leaf.layer.trainable),
+        tuple(leaf.path for leaf in leaves if leaf.layer.trainable),
+        k,
+        *before,
+        *_param_counts(model),
     )
 
 
@@ -160,23 +152,15 @@ def freeze(model: Model, upto: Boundary | None = None, *, train_bn: bool = False
     import keras
     from transferkit import freeze
 
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(8, 3, name="conv"),
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(10, name="head"),
-    ])
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(8, 3, name="conv"),
+                              layers.Flatten(name="flatten"), layers.Dense(10, name="head")])
     report = freeze(model, upto="flatten")
     assert report.frozen == ("conv", "flatten") and report.trainable == ("head",)
     ```
     """
-    leaves = leaf_layers(model)
-    k = len(leaves) if upto is None else resolve_boundary(model, upto, leaves=leaves)
-    before = param_counts(model)
-    desired = [i >= k or (train_bn and _is_bn(leaf.layer)) for i, leaf in enumerate(leaves)]
-    if _apply_flags(model, leaves, desired):
-        _warn_if_compiled(model)
-    return _report(model, leaves, k, before)
+    is_bn = keras.layers.BatchNormalization
+    return _set_flags(model, upto, True, lambda layer: train_bn and isinstance(layer, is_bn))
 
 
 def unfreeze(model: Model, upto: Boundary | None = None) -> FreezeReport:
@@ -207,13 +191,7 @@ def unfreeze(model: Model, upto: Boundary | None = None) -> FreezeReport:
     assert len(report.trainable) == 1
     ```
     """
-    leaves = leaf_layers(model)
-    k = 0 if upto is None else resolve_boundary(model, upto, leaves=leaves)
-    before = param_counts(model)
-    desired = [i >= k or bool(leaf.layer.trainable) for i, leaf in enumerate(leaves)]
-    if _apply_flags(model, leaves, desired):
-        _warn_if_compiled(model)
-    return _report(model, leaves, k, before)
+    return _set_flags(model, upto, False, lambda layer: bool(layer.trainable))
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,12 @@ class LeafLayer:
         return str(self.layer.name)
 
 
-def _children(model: Model) -> list[Layer]:
+def children(model: Model) -> list[Layer]:
     """Direct sublayers of a model in execution order (input layers excluded)."""
     return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+_children = children  # the old private name, still imported by `_cache`
 
 
 def all_layers(model: Model) -> list[Layer]:
@@ -62,7 +65,7 @@ def all_layers(model: Model) -> list[Layer]:
 def _walk(
     model: Model, prefix: str, containers: tuple[Model, ...], seen: set[int]
 ) -> Iterator[tuple[str, Layer, tuple[Model, ...]]]:
-    for layer in _children(model):
+    for layer in children(model):
         if id(layer) in seen:  # a layer reused at several places in the graph counts once
             continue
         seen.add(id(layer))

@@ -24,17 +24,9 @@ __all__ = [
 ]
 
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
 """Human-readable names of the ten Fashion-MNIST classes, indexed by integer label."""
 
 ENV_VAR = "TRANSFERKIT_DATA_DIR"
