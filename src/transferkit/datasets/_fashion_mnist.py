@@ -220,30 +220,6 @@ def _parse_idx(file: Path, *, magic: int) -> npt.NDArray[np.uint8]:
     return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(dims)
 
 
-def _validate(
-    images: npt.NDArray[np.uint8],
-    labels: npt.NDArray[np.uint8],
-    *,
-    split: str,
-    expected_count: int | None,
-    source: str,
-) -> None:
-    n, top = images.shape[0], int(labels.max()) if labels.size else 0
-    problems = (
-        (images.shape[1:] != (28, 28), f"images of shape {images.shape}; expected (n, 28, 28)"),
-        (labels.ndim != 1, f"labels of shape {labels.shape}; expected (n,)"),
-        (n != labels.shape[0], f"{n} images but {labels.shape[0]} labels; the counts must match"),
-        (expected_count not in (None, n), f"{n} samples; expected {expected_count}"),
-        (top >= 10, f"labels in 0..9; received a maximum label of {top}"),
-    )
-    for failed, problem in problems:
-        if failed:
-            raise DatasetCorruptError(
-                f"Fashion-MNIST {split} set from {source} has {problem}. The files are corrupt "
-                "or from another dataset: delete them and reinstall or re-download them."
-            )
-
-
 def _check_expected_counts(expected_counts: tuple[int, int] | None) -> None:
     if expected_counts is not None and not (
         isinstance(expected_counts, tuple)
@@ -272,9 +248,22 @@ def _load_directory(
 
 
 def _validated(arrays: _Arrays, expected_counts: tuple[int, int] | None, source: str) -> _Arrays:
+    """`arrays`, or a `DatasetCorruptError` for a wrong shape, count or label."""
     counts = expected_counts or (None, None)
     for split, (images, labels), count in zip(("train", "test"), arrays, counts, strict=True):
-        _validate(images, labels, split=split, expected_count=count, source=source)
+        n, top = images.shape[0], int(labels.max()) if labels.size else 0
+        problems = (
+            (images.shape[1:] != (28, 28), f"images of shape {images.shape}; expected (n, 28, 28)"),
+            (labels.ndim != 1, f"labels of shape {labels.shape}; expected (n,)"),
+            (n != len(labels), f"{n} images but {len(labels)} labels; the counts must match"),
+            (count not in (None, n), f"{n} samples; expected {count}"),
+            (top >= 10, f"labels in 0..9; received a maximum label of {top}"),
+        )
+        for problem in (text for failed, text in problems if failed):
+            raise DatasetCorruptError(
+                f"Fashion-MNIST {split} set from {source} has {problem}. The files are corrupt "
+                "or from another dataset: delete them and reinstall or re-download them."
+            )
     return arrays
 
 
