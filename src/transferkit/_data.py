@@ -133,13 +133,12 @@ def check_data(data: Any, name: str, model: Model) -> ArrayData | None:
         or isinstance(data, dict | str | bytes | tuple | list)
         or hasattr(data, "dtype")
     ):
-        kind = f"a {type(data).__name__}" + (
-            f" of length {len(data)}" if isinstance(data, tuple | list) else ""
-        )
+        length = f" of length {len(data)}" if isinstance(data, tuple | list) else ""
         raise ValueError(
             f"`{name}` must be an `(x, y)` tuple of arrays, or a dataset Keras `fit` accepts "
             f"(tf.data, `keras.utils.PyDataset`, a generator of `(x, y)` batches). Received: "
-            f"{kind}. For a multi-input model or sample weights, build a tf.data pipeline."
+            f"a {type(data).__name__}{length}. For a multi-input model or sample weights, build "
+            "a tf.data pipeline."
         )
     if hasattr(data, "take") and hasattr(data, "element_spec"):  # tf.data: peek at one batch
         batch = next(iter(data.take(1)), None)

@@ -109,7 +109,8 @@ class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
                 f"`multipliers` must be a mapping of paths to numbers. Received: {multipliers!r}"
             )
         for key, value in multipliers.items():
-            check_number(value, f"multipliers[{key!r}]", note=" (0 leaves its weights unchanged)")
+            note = " (0 leaves a layer's weights unchanged)"
+            check_number(value, f"multipliers[{key!r}]", note=note)
         config = optimizer.get_config()
         super().__init__(
             learning_rate=_scaled_rate(optimizer._learning_rate, 1.0),
@@ -233,7 +234,8 @@ def with_rates(optimizer: Any, multipliers: dict[str, float]) -> LayerRates:
 def check_rates(lr_mult: Any, layer_decay: Any) -> None:
     """Raise `ValueError` for a bad `lr_mult` or `layer_decay`, or both given."""
     if lr_mult is not None:
-        note = ": the top block's rate over the lowest trainable one's (1: all alike)"
+        note = ": the top block's rate over the lowest trainable block's (1 trains every "
+        note += "block alike)"
         check_number(lr_mult, "lr_mult", positive=True, note=note)
     if layer_decay is not None and (not is_real(layer_decay) or not (0 <= layer_decay <= 1)):
         raise ValueError(

@@ -93,14 +93,10 @@ def to_float_images(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
 
 
 def _check_size(size: int | tuple[int, int]) -> tuple[int, int]:
-    if is_int(size) and int(size) > 0:
-        return int(size), int(size)
-    if (
-        isinstance(size, tuple)
-        and len(size) == 2
-        and all(is_int(side) and int(side) > 0 for side in size)
-    ):
-        return int(size[0]), int(size[1])
+    """`size` as `(height, width)`, or a `ValueError`."""
+    sides = (size, size) if is_int(size) else size
+    if isinstance(sides, tuple) and len(sides) == 2 and all(is_int(s) and s > 0 for s in sides):
+        return int(sides[0]), int(sides[1])
     raise ValueError(
         "`size` must be a positive int or a (height, width) tuple of positive ints; received "
         f"{size!r}. Use e.g. `size=32` or `size=96` for keras.applications backbones."
