@@ -14,15 +14,6 @@ import numpy.typing as npt
 
 from .._validate import is_int
 
-__all__ = [
-    "FASHION_MNIST_CLASSES",
-    "DatasetCorruptError",
-    "DatasetError",
-    "DatasetNotFoundError",
-    "find_fashion_mnist",
-    "load_fashion_mnist",
-]
-
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",

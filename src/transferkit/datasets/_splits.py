@@ -61,24 +61,25 @@ def _as_array(value: object, name: str) -> npt.NDArray[Any]:
     return array
 
 
-def _as_labels(y: object, n: int | None = None, name: str = "y") -> npt.NDArray[Any]:
-    labels = _as_array(y, name)
+def _as_xy(x: object, y: object) -> _Pair:
+    """`x` and `y` as arrays, or a `ValueError` unless `y` is one int label per sample of `x`."""
+    x_array, labels = _as_array(x, "x"), _as_array(y, "y")
     if labels.ndim != 1:
         raise ValueError(
-            f"`{name}` must be a 1-D array of integer class labels; received shape "
-            f"{labels.shape}. For one-hot labels pass `{name}.argmax(axis=-1)`."
+            "`y` must be a 1-D array of integer class labels; received shape "
+            f"{labels.shape}. For one-hot labels pass `y.argmax(axis=-1)`."
         )
     if labels.size and not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
-            f"`{name}` must hold integer class labels; received dtype {labels.dtype}. Convert "
-            f"with `{name}.astype('int64')` (or `argmax` for one-hot labels)."
+            f"`y` must hold integer class labels; received dtype {labels.dtype}. Convert "
+            "with `y.astype('int64')` (or `argmax` for one-hot labels)."
         )
-    if n is not None and len(labels) != n:
+    if len(labels) != len(x_array):
         raise ValueError(
-            f"`x` and `{name}` must have the same number of samples; received len(x)={n} and "
-            f"len({name})={len(labels)}."
+            f"`x` and `y` must have the same number of samples; received len(x)={len(x_array)} "
+            f"and len(y)={len(labels)}."
         )
-    return labels
+    return x_array, labels
 
 
 def _resolve_size(value: int | float | None, name: str, n: int, *, allow_none: bool) -> int:
@@ -154,9 +155,8 @@ def train_val_test_split(
     assert np.bincount(validation[1]).tolist() == [4, 4, 4, 4, 4]
     ```
     """
-    x_array = _as_array(x, "x")
+    x_array, y_array = _as_xy(x, y)
     n = len(x_array)
-    y_array = _as_labels(y, n)
     n_val = _resolve_size(val_size, "val_size", n, allow_none=False)
     n_test = _resolve_size(test_size, "test_size", n, allow_none=True)
     if n_val + n_test >= n:
@@ -257,8 +257,7 @@ def subset_classes(
     assert x_sub.tolist() == [0, 2, 3, 4] and y_sub.tolist() == [0, 2, 0, 4]
     ```
     """
-    x_array = _as_array(x, "x")
-    y_array = _as_labels(y, len(x_array))
+    x_array, y_array = _as_xy(x, y)
     wanted = list(classes) if not isinstance(classes, (str, bytes)) else None
     if not wanted or not all(is_int(c) for c in wanted):
         raise ValueError(
@@ -331,8 +330,7 @@ def stratified_subsample(
     assert np.bincount(y_50).tolist() == [5] * 10
     ```
     """
-    x_array = _as_array(x, "x")
-    y_array = _as_labels(y, len(x_array))
+    x_array, y_array = _as_xy(x, y)
     if seed is not None:
         check_positive_int(seed, "seed", allow_zero=True)
     classes, inverse, counts = np.unique(y_array, return_inverse=True, return_counts=True)
