@@ -1,10 +1,8 @@
 """Callbacks around a phase's `fit`: early stopping, and user callbacks that see the full model.
 
-With the frozen-prefix cache, Keras trains a head-only remainder model whose layers are the
-full model's own. User callbacks must still see the model the user asked to train (a
-`ModelCheckpoint` saves a model that takes images), so they are wrapped: the wrapper hands
-them the full model, keeps JAX state in sync before they look at it, and passes their
-`stop_training` on to the model actually training.
+With the frozen-prefix cache Keras trains a head-only remainder, but a user's callback (a
+`ModelCheckpoint`) must see the full model: the wrapper hands it over, syncs JAX state first,
+and passes its `stop_training` on to the model training.
 """
 
 from __future__ import annotations

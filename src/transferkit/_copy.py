@@ -6,34 +6,26 @@ from typing import Any
 
 import keras
 
-from ._freeze import TrainableState, _all_layers
-from ._layers import ensure_built
+from ._layers import all_layers, ensure_built, leaf_layers
 from .types import Model
 
 
 def copy_model(model: Model, *, dtype_policy: str | None = None) -> Model:
-    """An independent copy of `model`: same architecture, weights and trainable flags.
-
-    The copy shares no layers or variables with `model`, so training it or changing its
-    flags never affects the original. `model` is not mutated.
+    """An independent copy of `model` (no shared layers or variables); `model` is not mutated.
 
     Args:
-        model: A built Functional or Sequential `keras.Model` (or a subclassed model that
-            implements `get_config`/`from_config`). A Functional subclass with its own config,
-            such as a keras-hub backbone or `ImageClassifier`, is rebuilt from its config, so
-            the copy keeps its class (with `dtype_policy` it becomes a plain Functional model).
-        dtype_policy: str or None. A Keras dtype policy for the copy's layers, e.g.
-            `"mixed_bfloat16"` (variables stay float32, so the weights carry over exactly);
-            the output layer keeps float32 for a numerically stable softmax. Defaults to
-            `None` (keep each layer's policy).
+        model: A built Functional or Sequential `keras.Model`, or one with `get_config`. A
+            Functional subclass with its own config (a keras-hub backbone) keeps its class,
+            unless `dtype_policy` is given.
+        dtype_policy: str or None. A dtype policy for every layer but the output layer, e.g.
+            `"mixed_bfloat16"`. Defaults to `None` (keep each layer's).
 
     Returns:
         A new built `keras.Model`.
 
     Raises:
         TypeError: If `model` is not a `keras.Model`.
-        ValueError: If the model is not built or cannot be cloned (e.g. a subclassed model
-            without `get_config`); pass a zero-argument model factory instead where accepted.
+        ValueError: If the model is not built or cannot be cloned.
 
     Example:
     ```python
@@ -46,7 +38,7 @@ def copy_model(model: Model, *, dtype_policy: str | None = None) -> Model:
     ```
     """
     ensure_built(model)
-    if dtype_policy is None and _has_own_config(model):
+    if dtype_policy is None and has_own_config(model):
         twin = _copy_by_config(model)
         if twin is not None:
             return twin
@@ -69,12 +61,10 @@ def copy_model(model: Model, *, dtype_policy: str | None = None) -> Model:
     return clone
 
 
-def _has_own_config(model: Model) -> bool:
+def has_own_config(model: Model) -> bool:
     """Whether `model` is a Functional subclass with its own `get_config` (keras-hub models).
 
-    `keras.models.clone_model` rebuilds such a model as a plain Functional model, so a
-    keras-hub `ResNetBackbone` or `ImageClassifier` would lose its class and methods
-    (`enable_lora`, `backbone`, its `compile` defaults). Its own config round trip keeps them.
+    `clone_model` would make it a plain Functional model, losing its class and methods.
     """
     cls: type[Any] = type(model)
     # Keras's `Functional` class is private: find it in the class's ancestry by name.
@@ -93,7 +83,7 @@ def _copy_by_config(model: Model) -> Model | None:
         twin = type(model).from_config(model.get_config())
     except Exception:  # a subclass's config may not round-trip; clone_model is the fallback
         return None
-    if not (twin.built and _same_weights(model, twin) and _same_layers(model, twin)):
+    if not (twin.built and _same_weights(model, twin) and same_layers(model, twin)):
         return None  # the config left something out: clone the layer graph instead
     _copy_weights(model, twin)
     _copy_flags(model, twin)
@@ -108,16 +98,14 @@ def _same_weights(source: Model, target: Model) -> bool:
     )
 
 
-def _layers(model: Model) -> list[Any]:
-    # Input layers hold no weights, and a clone may have one more: keras-hub's
-    # `ImageClassifier` shares its backbone's input layer, a cloned graph gets its own.
-    return [layer for layer in _all_layers(model) if not isinstance(layer, keras.layers.InputLayer)]
+def own_layers(model: Model) -> list[Any]:
+    """`all_layers` without input layers (a clone may have one more: they hold no weights)."""
+    return [layer for layer in all_layers(model) if not isinstance(layer, keras.layers.InputLayer)]
 
 
-def _same_layers(source: Model, target: Model) -> bool:
-    # A cloned Functional subclass is a plain Functional: nested models may differ in class.
-    src = _layers(source)
-    dst = _layers(target)
+def same_layers(source: Model, target: Model) -> bool:
+    """Whether the layers correspond one to one (nested models may differ in class)."""
+    src, dst = own_layers(source), own_layers(target)
     return len(src) == len(dst) and all(
         type(a) is type(b) or (isinstance(a, keras.Model) and isinstance(b, keras.Model))
         for a, b in zip(src, dst, strict=True)
@@ -140,8 +128,6 @@ def _copy_weights(source: Model, target: Model) -> None:
 
 
 def _clone_with_policy(model: Model, policy: str) -> Model:
-    from ._layers import leaf_layers
-
     output_layer = leaf_layers(model)[-1].layer
 
     def clone_layer(layer: Any) -> Any:
@@ -154,19 +140,15 @@ def _clone_with_policy(model: Model, policy: str) -> Model:
 
 
 def _copy_flags(source: Model, target: Model) -> None:
-    src = _layers(source)
-    dst = _layers(target)
-    if not _same_layers(source, target):
+    if not same_layers(source, target):
         raise ValueError(
             f"Copy of model {source.name!r} has a different layer structure than the original; "
             "cannot carry its trainable flags over. Pass a model factory instead."
         )
-    for a, b in zip(src, dst, strict=True):
-        b.trainable = bool(a.trainable)
-    src_vars: list[Any] = list(source.weights)
-    dst_vars: list[Any] = list(target.weights)
-    for a, b in zip(src_vars, dst_vars, strict=True):
-        b.trainable = bool(a.trainable)
+    for src, dst in ((own_layers(source), own_layers(target)), (source.weights, target.weights)):
+        for a, b in zip(src, dst, strict=True):
+            b.trainable = bool(a.trainable)
 
 
-__all__ = ["TrainableState", "copy_model"]
+# The old private names, still imported by `_lora`.
+_has_own_config, _layers, _same_layers = has_own_config, own_layers, same_layers

@@ -16,13 +16,7 @@ from .types import Model
 
 @dataclass(frozen=True)
 class ArrayData:
-    """A validated `(x, y)` pair of NumPy arrays.
-
-    Attributes:
-        x: Inputs.
-        y: Labels (integer class ids, or one-hot rows).
-        one_hot: Whether `y` is one-hot.
-    """
+    """A validated `(x, y)` pair of NumPy arrays; `one_hot` says whether `y` is one-hot."""
 
     x: np.ndarray[Any, Any]
     y: np.ndarray[Any, Any]
@@ -41,10 +35,7 @@ Data = tuple[Any, Any] | Any
 
 
 def is_array_pair(data: Any) -> bool:
-    """Whether `data` is an `(x, y)` tuple of array-likes (not a dataset object).
-
-    Python lists count as array-likes (`check_arrays` converts them with `np.asarray`).
-    """
+    """Whether `data` is an `(x, y)` tuple of array-likes (lists too), not a dataset object."""
     return (
         isinstance(data, tuple | list)
         and len(data) == 2
@@ -77,10 +68,7 @@ def check_learning_rate(learning_rate: Any) -> None:
 
 
 def _io_shapes(model: Model) -> tuple[tuple[Any, ...] | None, Any]:
-    """The model's input shape (None if several inputs) and output shape.
-
-    Subclassed models have neither attribute; their build shape and a symbolic call give them.
-    """
+    """The model's input shape (None if several) and output shape (subclassed models too)."""
     import keras
 
     try:
@@ -135,8 +123,8 @@ def check_class_names(class_names: Any, model: Model) -> None:
 def check_data(data: Any, name: str, model: Model) -> ArrayData | None:
     """Validate `data` for `model`: an `ArrayData` for arrays, None for a dataset object.
 
-    Dicts, `None` and tuples that are not `(x, y)` are refused; a tf.data pipeline's first
-    batch is checked like arrays (cheap, and it catches labels the head cannot take).
+    A tf.data pipeline's first batch is checked like arrays (cheap, and it catches labels the
+    head cannot take).
     """
     if is_array_pair(data):
         return check_arrays(data, name, model)
@@ -145,13 +133,12 @@ def check_data(data: Any, name: str, model: Model) -> ArrayData | None:
         or isinstance(data, dict | str | bytes | tuple | list)
         or hasattr(data, "dtype")
     ):
-        kind = f"a {type(data).__name__}" + (
-            f" of length {len(data)}" if isinstance(data, tuple | list) else ""
-        )
+        length = f" of length {len(data)}" if isinstance(data, tuple | list) else ""
         raise ValueError(
             f"`{name}` must be an `(x, y)` tuple of arrays, or a dataset Keras `fit` accepts "
             f"(tf.data, `keras.utils.PyDataset`, a generator of `(x, y)` batches). Received: "
-            f"{kind}. For a multi-input model or sample weights, build a tf.data pipeline."
+            f"a {type(data).__name__}{length}. For a multi-input model or sample weights, build "
+            "a tf.data pipeline."
         )
     if hasattr(data, "take") and hasattr(data, "element_spec"):  # tf.data: peek at one batch
         batch = next(iter(data.take(1)), None)
@@ -179,19 +166,14 @@ def check_pair(
 
 
 def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
-    """Validate an `(x, y)` pair for `model`; raise a clear `ValueError` if it is wrong.
-
-    Checks: two arrays of the same length, at least one sample, finite inputs, inputs of the
-    shape the model expects, and labels in range for the model's output units.
-    """
+    """Validate an `(x, y)` pair for `model` (lengths, finite inputs, shapes, label range)."""
     if not is_array_pair(data):
         raise ValueError(
             f"`{name}` must be an `(x, y)` tuple of NumPy arrays or a dataset Keras `fit` "
             f"accepts. Received: {type(data).__name__}"
         )
     try:
-        x = np.asarray(data[0])
-        y = np.asarray(data[1])
+        x, y = np.asarray(data[0]), np.asarray(data[1])
     except ValueError as err:  # ragged lists
         raise ValueError(
             f"`{name}` cannot be converted to NumPy arrays: x and y must be rectangular (all "
@@ -273,10 +255,7 @@ def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
 
 
 def output_activation(model: Model) -> str | None:
-    """The name of the activation of the model's last layer (`"linear"` for logits), or None.
-
-    None when the last layer has no `activation` attribute (e.g. a `Softmax` layer).
-    """
+    """The name of the last layer's activation (`"linear"` for logits), or None (`Softmax`)."""
     from ._layers import leaf_layers
 
     leaves = leaf_layers(model)
@@ -287,6 +266,7 @@ def output_activation(model: Model) -> str | None:
 
 
 def _check_head(model: Model, units: int) -> None:
+    """Refuse a softmax over one unit (it always outputs 1.0)."""
     if units == 1 and output_activation(model) == "softmax":
         raise ValueError(
             f"Model {model.name!r} ends in a softmax over one unit, which always outputs 1.0, "

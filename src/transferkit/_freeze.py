@@ -1,22 +1,21 @@
-"""Freezing and unfreezing leaf layers: `freeze`, `unfreeze`, `frozen`.
-
-Every function here *mutates* the model it is given (that is its job) and returns a
-`FreezeReport`. Boundaries are resolved and validated before any flag changes, so a failed
-call leaves the model exactly as it was.
-"""
+"""`freeze`, `unfreeze`, `frozen`: they mutate the model's flags, after validating everything."""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 
-from ._layers import Boundary, LeafLayer, leaf_layers, resolve_boundary
+from . import _serial
+from ._layers import Boundary, LeafLayer, all_layers, leaf_layers, resolve_boundary
+from .timing import count_params
 from .types import Layer, Model
+
+_all_layers = all_layers  # the old private name, still imported by `_lora` and the tests
 
 
 class RecompileWarning(UserWarning):
@@ -33,13 +32,11 @@ class FreezeReport:
     """What a `freeze`/`unfreeze` call did.
 
     Attributes:
-        frozen: Paths of the leaf layers that are frozen after the call.
-        trainable: Paths of the leaf layers that are trainable after the call.
+        frozen: Paths of the leaf layers frozen after the call.
+        trainable: Paths of the leaf layers trainable after the call.
         boundary: How many leading leaf layers the boundary covered.
-        trainable_params_before: Trainable parameter count before the call.
-        non_trainable_params_before: Non-trainable parameter count before the call.
-        trainable_params_after: Trainable parameter count after the call.
-        non_trainable_params_after: Non-trainable parameter count after the call.
+        trainable_params_before, non_trainable_params_before: Parameter counts before.
+        trainable_params_after, non_trainable_params_after: Parameter counts after.
     """
 
     frozen: tuple[str, ...]
@@ -57,10 +54,7 @@ class FreezeReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of this report."""
-        d = asdict(self)
-        d["frozen"] = list(self.frozen)
-        d["trainable"] = list(self.trainable)
-        return d
+        return _serial.to_dict(self)
 
     def __str__(self) -> str:
         n = len(self.frozen) + len(self.trainable)
@@ -74,23 +68,10 @@ class FreezeReport:
         )
 
 
-def _count(weights: Sequence[Any]) -> int:
-    total = 0
-    for w in weights:
-        size = 1
-        for dim in w.shape:
-            size *= int(dim)
-        total += size
-    return total
-
-
-def param_counts(model: Model) -> tuple[int, int]:
+def _param_counts(model: Model) -> tuple[int, int]:
     """(trainable, non-trainable) parameter counts of a model."""
-    return _count(model.trainable_weights), _count(model.non_trainable_weights)
-
-
-def _is_bn(layer: Layer) -> bool:
-    return isinstance(layer, keras.layers.BatchNormalization)
+    trainable, total = count_params(model)
+    return trainable, total - trainable
 
 
 def _apply_flags(model: Model, leaves: list[LeafLayer], desired: list[bool]) -> bool:
@@ -115,8 +96,16 @@ def _apply_flags(model: Model, leaves: list[LeafLayer], desired: list[bool]) -> 
     return changed
 
 
-def _warn_if_compiled(model: Model) -> None:
-    if getattr(model, "compiled", False):
+def _set_flags(
+    model: Model, upto: Boundary | None, all_if_none: bool, keep: Callable[[Layer], bool]
+) -> FreezeReport:
+    """`freeze`/`unfreeze`: leaf layers after `upto`, and those that `keep`, train."""
+    leaves = leaf_layers(model)
+    none = len(leaves) if all_if_none else 0
+    k = none if upto is None else resolve_boundary(model, upto, leaves=leaves)
+    before = _param_counts(model)
+    desired = [i >= k or keep(leaf.layer) for i, leaf in enumerate(leaves)]
+    if _apply_flags(model, leaves, desired) and getattr(model, "compiled", False):
         warnings.warn(
             f"Model {model.name!r} was compiled before its trainable flags changed. Call "
             "`model.compile(...)` again before `fit`: otherwise Keras keeps training the frozen "
@@ -125,84 +114,60 @@ def _warn_if_compiled(model: Model) -> None:
             RecompileWarning,
             stacklevel=3,
         )
-
-
-def _report(
-    model: Model, leaves: list[LeafLayer], boundary: int, before: tuple[int, int]
-) -> FreezeReport:
-    after = param_counts(model)
     return FreezeReport(
-        frozen=tuple(leaf.path for leaf in leaves if not leaf.layer.trainable),
-        trainable=tuple(leaf.path for leaf in leaves if leaf.layer.trainable),
-        boundary=boundary,
-        trainable_params_before=before[0],
-        non_trainable_params_before=before[1],
-        trainable_params_after=after[0],
-        non_trainable_params_after=after[1],
+        tuple(leaf.path for leaf in leaves if not leaf.layer.trainable),
+        tuple(leaf.path for leaf in leaves if leaf.layer.trainable),
+        k,
+        *before,
+        *_param_counts(model),
     )
 
 
 def freeze(model: Model, upto: Boundary | None = None, *, train_bn: bool = False) -> FreezeReport:
     """Freeze the leaf layers of `model` up to a boundary and make the rest trainable.
 
-    Layers are addressed as the model's leaf layers in execution order, walking into nested
-    models (a `keras.applications` backbone counts as its own layers), input layers excluded.
-    Layers *after* the boundary are made trainable, so the result does not depend on earlier
-    calls (like fastai's `freeze_to`). Frozen BatchNormalization layers also run in inference
-    mode (Keras 3 semantics), so their moving statistics stay fixed.
-
-    This function mutates `model`'s trainable flags (and nothing else). If the model was
-    already compiled it warns with `RecompileWarning`: compile again before `fit`.
+    Leaf layers are counted in execution order, walking into nested models. The layers after
+    the boundary are made trainable, so the result does not depend on earlier calls (fastai's
+    `freeze_to`); frozen BatchNormalization runs in inference mode. Mutates `model`'s
+    trainable flags only; warns with `RecompileWarning` if the model was compiled.
 
     Args:
         model: A built `keras.Model`.
         upto: `None`, int, str or `keras.layers.Layer`. `None` freezes every leaf layer; an
-            int n freezes the first n leaf layers (negative n: all but the last |n|); a name,
-            `/`-joined path or layer freezes up to and including that layer, wherever it is
-            nested. Defaults to `None`.
-        train_bn: bool. If `True`, BatchNormalization layers inside the frozen part stay
-            trainable (fastai's default). Defaults to `False`.
+            int n the first n (negative n: all but the last |n|); a name, `/`-joined path or
+            layer freezes up to and including that layer. Defaults to `None`.
+        train_bn: bool. Keep BatchNormalization layers in the frozen part trainable.
+            Defaults to `False`.
 
     Returns:
-        A `FreezeReport` with the frozen and trainable layers and parameter counts.
+        A `FreezeReport`.
 
     Raises:
         TypeError: If `model` is not a `keras.Model` or `upto` has an unsupported type.
-        ValueError: If the model is not built, `upto` is out of range, or names no leaf layer
-            of this model (the message suggests the closest names).
+        ValueError: If the model is not built, or `upto` is out of range or names no leaf
+            layer (the message suggests the closest names).
 
     Example:
     ```python
     import keras
     from transferkit import freeze
 
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(8, 3, name="conv"),
-        keras.layers.Flatten(name="flatten"),
-        keras.layers.Dense(10, name="head"),
-    ])
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(8, 3, name="conv"),
+                              layers.Flatten(name="flatten"), layers.Dense(10, name="head")])
     report = freeze(model, upto="flatten")
     assert report.frozen == ("conv", "flatten") and report.trainable == ("head",)
     ```
     """
-    leaves = leaf_layers(model)
-    k = len(leaves) if upto is None else resolve_boundary(model, upto, leaves=leaves)
-    before = param_counts(model)
-    desired = [i >= k or (train_bn and _is_bn(leaf.layer)) for i, leaf in enumerate(leaves)]
-    if _apply_flags(model, leaves, desired):
-        _warn_if_compiled(model)
-    return _report(model, leaves, k, before)
+    is_bn = keras.layers.BatchNormalization
+    return _set_flags(model, upto, True, lambda layer: train_bn and isinstance(layer, is_bn))
 
 
 def unfreeze(model: Model, upto: Boundary | None = None) -> FreezeReport:
-    """Make leaf layers trainable: all of them, or those after a boundary.
+    """Make leaf layers trainable: all of them, or those after a boundary (the rest kept).
 
-    The mirror of `freeze`: `unfreeze(model)` makes every leaf layer trainable;
-    `unfreeze(model, upto=b)` makes the layers *after* boundary `b` trainable and leaves the
-    layers up to and including `b` as they are, which is what gradual unfreezing needs
-    (`freeze(model)` then `unfreeze(model, upto=-2)` trains the last two layers). This function
-    mutates `model`'s trainable flags.
+    `freeze(model)` then `unfreeze(model, upto=-2)` trains the last two layers. Mutates
+    `model`'s trainable flags.
 
     Args:
         model: A built `keras.Model`.
@@ -213,8 +178,7 @@ def unfreeze(model: Model, upto: Boundary | None = None) -> FreezeReport:
         A `FreezeReport`.
 
     Raises:
-        TypeError: If `model` is not a `keras.Model` or `upto` has an unsupported type.
-        ValueError: If the model is not built or `upto` is invalid (see `freeze`).
+        TypeError, ValueError: As `freeze`.
 
     Example:
     ```python
@@ -227,30 +191,7 @@ def unfreeze(model: Model, upto: Boundary | None = None) -> FreezeReport:
     assert len(report.trainable) == 1
     ```
     """
-    leaves = leaf_layers(model)
-    k = 0 if upto is None else resolve_boundary(model, upto, leaves=leaves)
-    before = param_counts(model)
-    desired = [i >= k or bool(leaf.layer.trainable) for i, leaf in enumerate(leaves)]
-    if _apply_flags(model, leaves, desired):
-        _warn_if_compiled(model)
-    return _report(model, leaves, k, before)
-
-
-def _all_layers(model: Model) -> list[Layer]:
-    """Every layer of the model (itself included), parents before children."""
-    out: list[Layer] = []
-    seen: set[int] = set()
-
-    def visit(layer: Layer) -> None:
-        if id(layer) in seen:
-            return
-        seen.add(id(layer))
-        out.append(layer)
-        for sub in layer._flatten_layers(include_self=False, recursive=False):
-            visit(sub)
-
-    visit(model)
-    return out
+    return _set_flags(model, upto, False, lambda layer: bool(layer.trainable))
 
 
 @dataclass(frozen=True)
@@ -263,7 +204,7 @@ class TrainableState:
     @classmethod
     def capture(cls, model: Model) -> TrainableState:
         """Snapshot `model`'s flags."""
-        layers = tuple((layer, bool(layer.trainable)) for layer in _all_layers(model))
+        layers = tuple((layer, bool(layer.trainable)) for layer in all_layers(model))
         variables = tuple((v, bool(v.trainable)) for v in model.weights)
         return cls(layers=layers, variables=variables)
 
@@ -279,10 +220,7 @@ class TrainableState:
 def frozen(
     model: Model, upto: Boundary | None = None, *, train_bn: bool = False
 ) -> Iterator[FreezeReport]:
-    """Freeze `model` for the duration of a `with` block, then restore every flag.
-
-    On exit (also when the body raises) every layer's and variable's original `trainable`
-    flag is restored exactly. The model is mutated only inside the block.
+    """Freeze `model` inside a `with` block; on exit (also on error) restore every flag exactly.
 
     Args:
         model: A built `keras.Model`.
@@ -293,8 +231,7 @@ def frozen(
         The `FreezeReport` of the freeze applied on entry.
 
     Raises:
-        TypeError: As `freeze`.
-        ValueError: As `freeze`; raised before the block runs and before any flag changes.
+        TypeError, ValueError: As `freeze`, before the block runs.
 
     Example:
     ```python

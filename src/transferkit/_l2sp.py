@@ -1,15 +1,11 @@
-"""L2-SP: keep transferred weights near their starting point, and new head weights small.
+"""L2-SP (Li et al., ICML 2018): keep transferred weights near their start, new ones small.
 
-Li, Grandvalet and Davoine (ICML 2018): instead of weight decay towards zero, penalise the
-distance of the transferred weights from their pretrained values. The penalty rides on Keras's
-own mechanism: each trainable variable gets a `regularizer` for the run, so the trainer adds
-it to the loss on every backend, only for weights that train (frozen or cached layers pay
-nothing), and it is removed again after training.
+Each trainable variable gets a Keras `regularizer` for the run, so every backend's trainer adds
+the penalty to the loss for the weights that train; it is removed after training.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,7 +15,7 @@ import keras
 import numpy as np
 
 from ._freeze import RecompileWarning, TrainableState, unfreeze
-from ._validate import is_real
+from ._validate import check_number
 from .types import Model
 
 
@@ -27,21 +23,16 @@ from .types import Model
 class L2SP:
     """The L2-SP penalty, an option of every strategy (`regularizer=L2SP(...)`).
 
-    During training the loss gains `alpha * sum((w - w0) ** 2)` over the transferred
-    weights that train (`w0`: their values when training starts, so this term is 0 at the
-    start) and `beta * sum(w ** 2)` over the new weights that train. Transferred weights are
-    those of the pretrained model the strategy kept (its own head included); new weights are
-    those the strategy created (a head from `replace_head` or `FeatureExtractor(hidden=...)`,
-    every weight of `Scratch`). Strengths follow `keras.regularizers.L2` (no factor 1/2: the
-    paper's alpha=0.1, beta=0.01 are `alpha=0.05, beta=0.005` here). Frozen weights, and
-    those cached by the frozen-prefix cache, pay nothing. A layer's own regularizers still
-    apply. `fine_tune` records the penalty at the end of each epoch as `history["l2sp"]` and
-    removes it from the returned model, which saves and loads as plain Keras.
+    The loss gains `alpha * sum((w - w0) ** 2)` over the trained weights the strategy kept
+    from the pretrained model (`w0`: their values when training starts) and
+    `beta * sum(w ** 2)` over the trained weights it created (a new head, all of `Scratch`).
+    Sharp edge: strengths follow `keras.regularizers.L2`, with no factor 1/2, so the paper's
+    alpha=0.1, beta=0.01 are `alpha=0.05, beta=0.005` here. `fine_tune` logs the penalty as
+    `history["l2sp"]` and removes it from the returned model.
 
     Args:
-        alpha: float >= 0. Strength of the pull towards the starting weights. Defaults to
-            `0.05`.
-        beta: float >= 0. Strength of the L2 penalty on new weights. Defaults to `0.005`.
+        alpha: float >= 0. Pull towards the starting weights. Defaults to `0.05`.
+        beta: float >= 0. L2 penalty on new weights. Defaults to `0.005`.
 
     Raises:
         ValueError: For a negative or non-finite strength.
@@ -60,9 +51,7 @@ class L2SP:
 
     def __post_init__(self) -> None:
         for arg in ("alpha", "beta"):
-            value = getattr(self, arg)
-            if not is_real(value) or not (0 <= value < math.inf):
-                raise ValueError(f"`{arg}` must be a finite number >= 0. Received: {arg}={value!r}")
+            check_number(getattr(self, arg), arg)
 
     def get_config(self) -> dict[str, float]:
         """The strengths (for run-log fingerprints)."""
@@ -118,6 +107,8 @@ class Penalty:
 
 
 class _PenaltyLogger(keras.callbacks.Callback):  # type: ignore[misc]
+    """Writes `measure()` into each epoch's logs as `"l2sp"`."""
+
     def __init__(self, measure: Callable[[], float]) -> None:
         super().__init__()
         self.measure = measure

@@ -58,6 +58,7 @@ def to_labels(y: npt.ArrayLike, arg: str) -> tuple[IntArray, int | None]:
 
 
 def check_class_names(class_names: Sequence[str] | None) -> tuple[str, ...] | None:
+    """`class_names` as a tuple of strings (None kept); a single string is refused."""
     if class_names is None:
         return None
     if isinstance(class_names, str):
@@ -81,6 +82,7 @@ def class_names_for(names: tuple[str, ...] | None, num_classes: int) -> tuple[st
 
 
 def check_labels(labels: IntArray, width: int | None, num_classes: int, arg: str) -> None:
+    """Refuse a one-hot width or labels that do not fit `num_classes`."""
     if width is not None and width != num_classes:
         raise ValueError(
             f"`{arg}` is one-hot with {width} columns, but there are {num_classes} classes. "

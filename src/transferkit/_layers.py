@@ -1,10 +1,4 @@
-"""Leaf layers in execution order, and resolving a layer boundary (`upto`, `cut`).
-
-transferkit addresses a model's layers as its *leaf layers in execution order*: nested models
-(a `keras.applications` backbone inside a Functional or Sequential model) are walked into and
-count as their own layers, input layers are not counted. Every public function that takes a
-layer boundary resolves it here, so all of them accept the same forms and raise the same errors.
-"""
+"""Leaf layers in execution order (nested models walked into), and resolving boundaries."""
 
 from __future__ import annotations
 
@@ -28,11 +22,11 @@ class LeafLayer:
 
     Attributes:
         index: Position among the model's leaf layers in execution order (0-based).
-        path: `/`-joined names of the enclosing nested models and the layer itself,
-            e.g. `"mobilenetv2_0.35_32/Conv1"`; a top-level layer's path is its name.
-        layer: The `keras.layers.Layer` object itself.
-        containers: The nested models that enclose the layer, outermost first
-            (not including the model that was walked).
+        path: `/`-joined names of the enclosing nested models and the layer, e.g.
+            `"mobilenetv2_0.35_32/Conv1"`.
+        layer: The `keras.layers.Layer` itself.
+        containers: The nested models enclosing the layer, outermost first (the walked model
+            excluded).
     """
 
     index: int
@@ -46,19 +40,32 @@ class LeafLayer:
         return str(self.layer.name)
 
 
-def _is_input_layer(layer: Layer) -> bool:
-    return isinstance(layer, keras.layers.InputLayer)
-
-
-def _children(model: Model) -> list[Layer]:
+def children(model: Model) -> list[Layer]:
     """Direct sublayers of a model in execution order (input layers excluded)."""
-    return [layer for layer in model.layers if not _is_input_layer(layer)]
+    return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
+_children = children  # the old private name, still imported by `_cache`
+
+
+def all_layers(model: Model) -> list[Layer]:
+    """Every layer of the model (itself included), parents before children."""
+    out: dict[int, Layer] = {}
+
+    def visit(layer: Layer) -> None:
+        if id(layer) not in out:
+            out[id(layer)] = layer
+            for sub in layer._flatten_layers(include_self=False, recursive=False):
+                visit(sub)
+
+    visit(model)
+    return list(out.values())
 
 
 def _walk(
     model: Model, prefix: str, containers: tuple[Model, ...], seen: set[int]
 ) -> Iterator[tuple[str, Layer, tuple[Model, ...]]]:
-    for layer in _children(model):
+    for layer in children(model):
         if id(layer) in seen:  # a layer reused at several places in the graph counts once
             continue
         seen.add(id(layer))
@@ -91,9 +98,8 @@ def leaf_layers(model: Model) -> list[LeafLayer]:
         model: A built `keras.Model`.
 
     Returns:
-        A list of `LeafLayer` records. For Functional and Sequential models the order is the
-        order in which the layers run; for subclassed models it is the order in which the
-        layers were assigned as attributes (Keras's `model.layers` order).
+        A list of `LeafLayer`, in the order the layers run (for subclassed models, Keras's
+        `model.layers` order).
 
     Raises:
         TypeError: If `model` is not a `keras.Model`.
@@ -104,8 +110,9 @@ def leaf_layers(model: Model) -> list[LeafLayer]:
     import keras
     from transferkit import leaf_layers
 
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2), keras.layers.Dense(1)])
-    [leaf.path for leaf in leaf_layers(model)]  # ['dense', 'dense_1'] (names may vary)
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="a")], name="body")
+    model = keras.Sequential([keras.Input((4,)), inner, keras.layers.Dense(1, name="head")])
+    assert [leaf.path for leaf in leaf_layers(model)] == ["body/a", "head"]
     ```
     """
     ensure_built(model)
@@ -128,20 +135,11 @@ def _closest(name: str, leaves: list[LeafLayer]) -> str:
 def resolve_boundary(
     model: Model, upto: Boundary, *, argument: str = "upto", leaves: list[LeafLayer] | None = None
 ) -> int:
-    """Turn a boundary into the number of leading leaf layers it covers.
+    """The number of leading leaf layers up to `upto` (an int, or an inclusive name or layer).
 
-    `upto` may be an `int` n (the first n leaf layers; negative n means all but the last |n|),
-    a `str` (a layer name or `/`-joined path; the boundary includes that layer) or a
-    `keras.layers.Layer` of the model (likewise inclusive). A nested model, given as an object,
-    name or path, covers all of its leaf layers.
-
-    Returns:
-        An int in `[0, len(leaves)]`: how many leading leaf layers lie up to the boundary.
-
-    Raises:
-        ValueError: If the index is out of range, the name is unknown or ambiguous, or the
-            layer is not a leaf layer of this model.
-        TypeError: If `upto` has an unsupported type.
+    A nested model, given as an object, name or path, covers all of its leaf layers. Raises
+    `ValueError` for an index out of range, or an unknown, ambiguous or foreign layer, and
+    `TypeError` for another type.
     """
     leaves = leaf_layers(model) if leaves is None else leaves
     n = len(leaves)

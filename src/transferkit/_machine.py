@@ -17,15 +17,12 @@ class MachineInfo:
     """What a measurement ran on: CPU, cores, memory and the software stack.
 
     Attributes:
-        cpu: CPU model name (from `/proc/cpuinfo` where available).
+        cpu: CPU model name.
         cores: CPU cores this process may use.
         memory_gib: Total physical memory in GiB (`nan` where unknown).
-        gpus: Accelerators the Keras backend sees (empty on a CPU-only machine).
+        gpus: Accelerators the Keras backend sees.
         system: Operating system and machine architecture.
-        python: Python version.
-        keras: Keras version.
-        backend: Keras backend name.
-        backend_version: Version of the backend's framework.
+        python, keras, backend, backend_version: Versions, and the Keras backend's name.
 
     Example:
 
@@ -101,8 +98,6 @@ def _backend_devices(backend: str) -> tuple[str, tuple[str, ...]]:
 
 def machine_info() -> MachineInfo:
     """Describes this machine and software stack, for the record next to a measurement.
-
-    Reads `/proc/cpuinfo` and asks the backend framework Keras runs on (importing only that one).
 
     Returns:
         A `MachineInfo`; `str()` gives a one-line description.

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 
 def _pyplot() -> Any:
+    """`matplotlib.pyplot`, or an `ImportError` saying how to install it."""
     try:
         import matplotlib.pyplot as plt
     except ImportError as err:
@@ -21,6 +22,7 @@ def _pyplot() -> Any:
 
 
 def _save(fig: Any, path: str | Path | None) -> Any:
+    """`fig`, saved to `path` first unless `path` is None."""
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -28,8 +30,8 @@ def _save(fig: Any, path: str | Path | None) -> Any:
 
 
 def _mean_curve(curves: list[list[float]]) -> list[float]:
-    length = min(len(c) for c in curves)
-    return [sum(c[i] for c in curves) / len(curves) for i in range(length)]
+    """The mean curve, as long as the shortest."""
+    return [sum(points) / len(points) for points in zip(*curves, strict=False)]
 
 
 def plot_history(comparison: Comparison, path: str | Path | None, *, metric: str) -> Any:

@@ -14,6 +14,7 @@ from rich.text import Text
 
 
 def _clock_text(seconds: float) -> str:
+    """`seconds` as `H:MM:SS`."""
     return str(datetime.timedelta(seconds=round(seconds)))
 
 
@@ -29,6 +30,7 @@ class _CallColumn(ProgressColumn):
 
 
 def _updates_in_place(console: Console) -> bool:
+    """Whether a live display can redraw itself on `console`."""
     if console.is_jupyter:  # rich draws notebooks' live displays with ipywidgets
         return importlib.util.find_spec("ipywidgets") is not None
     # `isatty` as well: rich counts FORCE_COLOR=1 (set in many CI systems) as a terminal, and
@@ -39,15 +41,11 @@ def _updates_in_place(console: Console) -> bool:
 class RunProgress:
     """One overall progress display for the runs of `compare_strategies`.
 
-    In a terminal (or a notebook with ipywidgets) a rich progress bar updates in place and
-    each finished run leaves one line above it. Elsewhere (a pipe, a log file, CI) each run's
-    start and end print one plain line with no control characters. Every line has `[i/n]`,
-    the elapsed time and an ETA: the mean wall time of the runs trained so far (resumed
-    runs excluded) times the runs left. `verbose=0` prints nothing. `verbose=2` prints plain
-    lines even in a terminal, because Keras's own per-epoch progress bars then share it.
-
-    The bar is refreshed on events only (a run starts or ends), never from a background
-    thread, and it redirects nothing: a run that raises leaves nothing running behind it.
+    In a terminal (or a notebook with ipywidgets) a rich bar updates in place, each finished
+    run leaving a line above it; elsewhere, and with `verbose=2` (Keras's bars share the
+    terminal), each run's start and end print one plain line. Lines show `[i/n]`, the elapsed
+    time and an ETA. The bar is refreshed on events only, never from a thread, and redirects
+    nothing, so a run that raises leaves nothing running behind it.
     """
 
     def __init__(

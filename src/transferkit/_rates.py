@@ -1,18 +1,13 @@
 """Per-layer learning rates: `LayerRates`, an optimizer that scales the rate per variable.
 
-Keras 3 optimizers have no parameter groups, and for Adam-like optimizers scaling a gradient
-does not scale the step. `LayerRates` (after Keras's `LossScaleOptimizer`, which wraps an
-inner optimizer) keeps one clone of the user's optimizer per distinct multiplier, each with
-the learning rate (or schedule) times that multiplier, and hands each clone its variables.
-Variables with multiplier 0 are given to no clone: they stay bit-identical. Each clone runs
-its backend's own update path (PyTorch's fused one included); JAX's `stateless_apply` goes
-through `apply` in a stateless scope, which sees every clone's variables.
+Keras 3 optimizers have no parameter groups, and with Adam a scaled gradient is not a scaled
+step, so `LayerRates` (after `LossScaleOptimizer`) keeps one clone of the optimizer per
+distinct multiplier, each at its own rate and on its own variables, on its backend's own path.
 """
 
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +15,7 @@ from typing import Any
 import keras
 
 from ._layers import Boundary, leaf_layers, resolve_boundary
-from ._validate import is_real
+from ._validate import check_number, is_real
 from .types import Model
 
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
@@ -52,40 +47,27 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: 
 
 
 def _scaled_rate(rate: Any, factor: float) -> Any:
+    """`rate` (a number or a schedule) times `factor`."""
     if isinstance(rate, _Schedule):
         return ScaledSchedule(rate, factor)
     return float(keras.ops.convert_to_numpy(rate)) * factor
-
-
-def check_multiplier(value: Any, arg: str) -> None:
-    """Raise `ValueError` unless `value` is a finite number >= 0."""
-    if not is_real(value) or not (0 <= value < math.inf):
-        raise ValueError(
-            f"`{arg}` must be a finite number >= 0 (0 leaves a layer's weights unchanged). "
-            f"Received: {arg}={value!r}"
-        )
 
 
 @keras.saving.register_keras_serializable(package="transferkit")
 class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
     """Wrap an optimizer so each layer trains at its own multiple of the learning rate.
 
-    A variable trains at the learning rate times the multiplier of the longest key of
-    `multipliers` found in its path as whole `/`-separated parts (so a layer's name covers
-    its weights: `"dense"` matches `"mlp/dense/kernel"`), or at the learning rate itself if
-    no key matches. Each distinct multiplier gets its own copy of `optimizer` with its rate
-    (or schedule) scaled, so with Adam-like optimizers the step, not just the gradient,
-    scales. Multiplier 0 leaves a variable bit-identical (no optimizer updates it, weight
-    decay included). Setting `learning_rate` sets the base rate of every group.
-    `global_clipnorm` clips over all variables together; each group keeps its own slots and
-    step counter. The wrapper saves and loads with the model (`model.save`), optimizer state
-    included, so training resumes where it stopped.
+    A variable's multiplier is that of the longest key of `multipliers` found in its path as
+    whole `/`-separated parts (`"dense"` matches `"mlp/dense/kernel"`), else 1. Each distinct
+    multiplier gets its own copy of `optimizer`, so with Adam the step, not just the gradient,
+    scales; multiplier 0 leaves a variable bit-identical (weight decay included).
+    `global_clipnorm` clips over all variables together. The wrapper saves and loads with the
+    model, optimizer state included.
 
     Args:
-        optimizer: A `keras.optimizers.Optimizer` (its configuration is copied; the instance
-            is not used).
-        multipliers: Mapping of variable or layer path (e.g. `"dense"` or
-            `"dense/kernel"`) to a finite multiplier >= 0.
+        optimizer: A `keras.optimizers.Optimizer` (only its configuration is used).
+        multipliers: Mapping of variable or layer path (e.g. `"dense"`) to a finite
+            multiplier >= 0.
         name: str or None. Defaults to `None` (`"layer_rates"`).
 
     Raises:
@@ -127,7 +109,8 @@ class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
                 f"`multipliers` must be a mapping of paths to numbers. Received: {multipliers!r}"
             )
         for key, value in multipliers.items():
-            check_multiplier(value, f"multipliers[{key!r}]")
+            note = " (0 leaves a layer's weights unchanged)"
+            check_number(value, f"multipliers[{key!r}]", note=note)
         config = optimizer.get_config()
         super().__init__(
             learning_rate=_scaled_rate(optimizer._learning_rate, 1.0),
@@ -233,6 +216,7 @@ class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
 
 
 def _lookup(multipliers: Mapping[str, float], path: str) -> float:
+    """The multiplier of the longest key that is a whole part of `path`, else 1."""
     keys = [k for k in multipliers if f"/{k}/" in f"/{path}/"]
     return multipliers[max(keys, key=len)] if keys else 1.0
 
@@ -249,11 +233,10 @@ def with_rates(optimizer: Any, multipliers: dict[str, float]) -> LayerRates:
 
 def check_rates(lr_mult: Any, layer_decay: Any) -> None:
     """Raise `ValueError` for a bad `lr_mult` or `layer_decay`, or both given."""
-    if lr_mult is not None and (not is_real(lr_mult) or not (0 < lr_mult < math.inf)):
-        raise ValueError(
-            "`lr_mult` must be a finite number > 0: the top block's rate over the lowest "
-            f"trainable block's (1 trains every block alike). Received: lr_mult={lr_mult!r}"
-        )
+    if lr_mult is not None:
+        note = ": the top block's rate over the lowest trainable block's (1 trains every "
+        note += "block alike)"
+        check_number(lr_mult, "lr_mult", positive=True, note=note)
     if layer_decay is not None and (not is_real(layer_decay) or not (0 <= layer_decay <= 1)):
         raise ValueError(
             "`layer_decay` must be a number between 0 and 1 (each block down from the head "
@@ -288,11 +271,11 @@ def block_multipliers(
     blocks: Sequence[Boundary] | None = None,
     phase: str = "",
 ) -> dict[str, float] | None:
-    """Multipliers of `model`'s trainable variables by block, or `None` if no rates are set.
+    """Multipliers of the trainable variables by block (the head's 1), or `None` without rates.
 
-    The top block (the head) trains at 1. `lr_mult` spreads the rates geometrically from
-    `1 / lr_mult` at the lowest trainable block to 1; `layer_decay` gives block `k` below the
-    head `layer_decay ** k`. Raises `ValueError` if only the head trains.
+    `lr_mult` spreads them geometrically from `1 / lr_mult` at the lowest trainable block;
+    `layer_decay` gives block `k` below the head `layer_decay ** k`. Raises `ValueError` if
+    only the head trains.
     """
     if lr_mult is None and layer_decay is None:
         return None

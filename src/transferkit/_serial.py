@@ -1,10 +1,4 @@
-"""One way to turn the typed result records into plain dicts and back.
-
-`to_dict` is `dataclasses.asdict` with tuples written as lists (what JSON gives back), and
-`from_dict` rebuilds a record from such a dict, turning lists back into tuples and nested dicts
-back into nested records. Records keep their public `to_dict()` / `from_dict()` methods as
-one-line calls to these.
-"""
+"""One way to turn the typed result records into JSON-ready dicts and back."""
 
 from __future__ import annotations
 
@@ -23,6 +17,7 @@ def to_dict(record: Any) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
+    """`value` with records as dicts and tuples as lists, recursively."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_dict(value)
     if isinstance(value, (tuple, list)):
@@ -43,12 +38,8 @@ def from_dict(cls: type[T], d: Any, arg: str = "d") -> T:
             f"`{arg}` must be a dict (the output of `to_dict()`). Received: {type(d).__name__}"
         )
     fields = [f for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
-    required = dataclasses.MISSING
-    missing = [
-        f.name
-        for f in fields
-        if f.name not in d and f.default is required and f.default_factory is required
-    ]
+    none = dataclasses.MISSING
+    missing = [f.name for f in fields if f.name not in d and f.default is f.default_factory is none]
     if missing:
         raise ValueError(
             f"`{arg}` is missing keys {missing}. Expected the output of `to_dict()`. "

@@ -1,26 +1,22 @@
-"""Transfer-learning strategies: small immutable values that prepare a model copy for training.
-
-A strategy has one job: given a fresh copy of the pretrained model (which it owns and may
-mutate), return the model to train. Anything that satisfies the `Strategy` protocol works in
-`fine_tune` and `compare_strategies`; a new strategy is a new class, never a new branch there.
-"""
+"""Strategies: small immutable values that turn a copy of a pretrained model into one to train."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import keras
 
-from ._data import check_learning_rate
+from ._data import check_learning_rate, output_activation
 from ._freeze import freeze, unfreeze
 from ._heads import default_cut, replace_head
 from ._l2sp import L2SP, check_regularizer
 from ._layers import Boundary, leaf_layers, resolve_boundary
 from ._rates import RateOptions, check_rates, with_options
 from ._runlog import describe_fields as _describe_fields
-from ._validate import check_epochs
+from ._validate import check_epochs, is_real
 from .types import Model
 
 
@@ -29,10 +25,8 @@ class Strategy(Protocol):
     """What `fine_tune` and `compare_strategies` need from a strategy.
 
     Attributes:
-        name: A short, unique label used in tables and records (e.g. `"partial(upto=4)"`).
-        epochs: Epochs for this strategy, or `None` to use the caller's `epochs`.
-        optimizer: Optimizer name or instance, or `None` to use the caller's.
-        learning_rate: Learning rate, or `None` for the caller's (or the optimizer default).
+        name: A short, unique label for tables and records (e.g. `"partial(upto=4)"`).
+        epochs, optimizer, learning_rate: Settings, or `None` for the caller's.
     """
 
     @property
@@ -53,11 +47,9 @@ class Strategy(Protocol):
     def prepare(self, model: Model) -> Model:
         """Return the model to train, made from `model` (a copy this strategy may mutate).
 
-        A strategy may also define `phases(model, epochs) -> Sequence[Phase]`: the stages of
-        training, run back to back on the prepared model. Without it, the prepared model
-        trains in one phase with the flags `prepare` set. It may also define
-        `finish(model) -> Model`, called once after the last phase: its result is the
-        returned model (e.g. `LoRA` merges its adapters there).
+        Optional hooks: `phases(model, epochs) -> Sequence[Phase]`, the stages run back to back
+        (default: one phase with the flags `prepare` set), and `finish(model) -> Model`, whose
+        result is returned after the last phase (`LoRA` merges its adapters there).
         """
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,24 +60,18 @@ class Strategy(Protocol):
 class Phase:
     """One stage of a strategy: which leaf layers train, for how long and how fast.
 
-    `fine_tune` runs a strategy's phases back to back on one model. Before each phase it
-    freezes the leaf layers up to `freeze_upto` (the rest train; frozen BatchNormalization runs
-    in inference mode unless `train_bn`), compiles with a fresh optimizer, and trains for
-    `epochs`. A phase whose frozen prefix is cacheable trains on cached activations.
+    `fine_tune` runs a strategy's phases back to back on one model, each frozen up to
+    `freeze_upto`, compiled with a fresh optimizer and trained for `epochs`.
 
     Args:
-        freeze_upto: None, int, str or Layer. Leaf layers up to this boundary are frozen, as in
-            `freeze(model, upto=...)`; `0` freezes nothing. `None` keeps the flags the
-            strategy's `prepare` set. Defaults to `None`.
-        epochs: int or None. Epochs of this phase, or `None` for all the run's epochs.
-            Defaults to `None`.
+        freeze_upto: None, int, str or Layer. As `freeze(model, upto=...)`; `0` freezes
+            nothing, `None` keeps the flags `prepare` set. Defaults to `None`.
+        epochs: int or None. `None` takes all the run's epochs. Defaults to `None`.
         optimizer: str, optimizer or None. Defaults to `None` (the strategy's or the caller's).
-        learning_rate: float, `keras.optimizers.schedules.LearningRateSchedule` or None. Sets
-            this phase's learning rate outright. Defaults to `None` (the run's base rate).
-        lr_scale: float. Multiplies the run's base learning rate when `learning_rate` is
-            `None` (e.g. `0.5` halves it). Defaults to `1.0`.
-        train_bn: bool. Keep BatchNormalization in the frozen part trainable. Defaults to
-            `False`.
+        learning_rate: float, schedule or None. Defaults to `None` (the run's base rate).
+        lr_scale: float. Multiplies the base rate when `learning_rate` is `None`. Defaults to
+            `1.0`.
+        train_bn: bool. Keep frozen BatchNormalization trainable. Defaults to `False`.
         name: str. The phase's name in histories and records. Defaults to `""` (`"phase<i>"`).
         lr_mult, layer_decay: float or None. Per-layer rates by block, the head at the full
             rate: fastai's `slice(lr / lr_mult, lr)` over the blocks that train, or BEiT's
@@ -118,11 +104,7 @@ class Phase:
         check_epochs(self.epochs)
         check_learning_rate(self.learning_rate)
         check_rates(self.lr_mult, self.layer_decay)
-        if (
-            isinstance(self.lr_scale, bool)
-            or not isinstance(self.lr_scale, int | float)
-            or not (0 < self.lr_scale < float("inf"))
-        ):
+        if not is_real(self.lr_scale) or not 0 < self.lr_scale < math.inf:
             raise ValueError(
                 f"`lr_scale` must be a positive number. Received: lr_scale={self.lr_scale!r}"
             )
@@ -133,7 +115,9 @@ class Phase:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Base:
+class BaseStrategy:
+    """The shared fields and defaults of the built-in strategies."""
+
     epochs: int | None = None
     optimizer: str | Any | None = field(default=None, compare=False)
     learning_rate: float | None = None
@@ -151,9 +135,11 @@ class _Base:
 
     @property
     def name(self) -> str:
+        """`label`, or the strategy and its options."""
         return self.label or with_options(self._describe(), self)
 
     def validate(self, model: Model) -> None:
+        """Raise if the strategy cannot apply to `model`."""
         leaf_layers(model)
 
     def phases(self, model: Model, epochs: int) -> tuple[Phase, ...]:
@@ -165,24 +151,28 @@ class _Base:
         return model
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable description (used to fingerprint comparisons)."""
         return {**_describe_fields(self), "type": type(self).__name__, "name": self.name}
 
 
-def _fmt_boundary(value: Boundary | None) -> str:
-    if isinstance(value, keras.layers.Layer):
-        return repr(value.name)
-    return repr(value)
+def fmt_boundary(value: Boundary | None) -> str:
+    """A boundary for a strategy's name: a layer by its name."""
+    return repr(value.name if isinstance(value, keras.layers.Layer) else value)
+
+
+# The old private names, still imported by `_recipes` and `_lora`.
+_Base = BaseStrategy
+_fmt_boundary = fmt_boundary
 
 
 @dataclass(frozen=True, kw_only=True)
-class FullFineTune(RateOptions, _Base):
+class FullFineTune(RateOptions, BaseStrategy):
     """Every layer trains, starting from the pretrained weights (lab method 1).
 
     Args:
-        epochs: int or None. Epochs for this strategy. Defaults to `None` (the caller's).
-        optimizer: str, optimizer or None. Defaults to `None` (the caller's).
-        learning_rate: float or None. Defaults to `None`.
-        label: str or None. Name in tables. Defaults to `"full"`.
+        epochs, optimizer, learning_rate: int, str or optimizer, float, or None for the
+            caller's. Defaults to `None`.
+        label: str or None. Name in tables. Defaults to `None` (`"full"`).
         lr_mult, layer_decay, blocks: Per-layer rates, as in `Phase`. Defaults to `None`.
         regularizer: `L2SP` or None. Defaults to `None`.
 
@@ -205,16 +195,13 @@ class FullFineTune(RateOptions, _Base):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PartialFreeze(RateOptions, _Base):
+class PartialFreeze(RateOptions, BaseStrategy):
     """Leaf layers up to a boundary are frozen, the rest train (lab method 2).
 
     Args:
-        upto: None, int, str or Layer, as in `freeze`. Defaults to `None`: the convolutional
-            body, i.e. every leaf layer before the first `Flatten` or global pooling layer
-            (for the lab CNN, its first 4 layers), or the first half of the leaf layers if
-            the model has neither.
-        train_bn: bool. Keep BatchNormalization in the frozen part trainable. Defaults to
-            `False`.
+        upto: None, int, str or Layer, as in `freeze`. Defaults to `None`: every leaf layer
+            before the first `Flatten` or global pooling layer, else the first half.
+        train_bn: bool. Keep frozen BatchNormalization trainable. Defaults to `False`.
         epochs, optimizer, learning_rate, label, lr_mult, layer_decay, blocks, regularizer:
             As in `FullFineTune`.
 
@@ -230,7 +217,7 @@ class PartialFreeze(RateOptions, _Base):
     train_bn: bool = False
 
     def _describe(self) -> str:
-        return "partial" if self.upto is None else f"partial(upto={_fmt_boundary(self.upto)})"
+        return "partial" if self.upto is None else f"partial(upto={fmt_boundary(self.upto)})"
 
     def boundary(self, model: Model) -> int:
         """How many leading leaf layers of `model` this strategy freezes."""
@@ -263,18 +250,14 @@ _GlobalPooling = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class FeatureExtractor(_Base):
+class FeatureExtractor(BaseStrategy):
     """The pretrained body is frozen and only a head trains (lab method 3, done right).
-
-    With `hidden=None` the model's own layers after `cut` form the head and train; with
-    `hidden` given, they are replaced by a new head (`replace_head`) of ReLU `Dense` layers of
-    those sizes and a new classifier with as many units as the model's output.
 
     Args:
         cut: None, int, str or Layer. The last frozen leaf layer. Defaults to `None`: every
             layer before the final classification layer (a linear probe).
-        hidden: Sequence of int or None. Sizes of a new head's hidden layers, or `None` to
-            keep (and train) the model's own layers after `cut`. Defaults to `None`.
+        hidden: Sequence of int or None. Sizes of a new head's ReLU layers (`replace_head`),
+            or `None` to train the model's own layers after `cut`. Defaults to `None`.
         dropout: float. Dropout in a new head. Defaults to `0.0`.
         epochs, optimizer, learning_rate, label, regularizer: As in `FullFineTune`.
 
@@ -292,7 +275,7 @@ class FeatureExtractor(_Base):
     dropout: float = 0.0
 
     def _describe(self) -> str:
-        parts = [] if self.cut is None else [f"cut={_fmt_boundary(self.cut)}"]
+        parts = [] if self.cut is None else [f"cut={fmt_boundary(self.cut)}"]
         if self.hidden is not None:
             parts.append(f"hidden={tuple(self.hidden)}")
         return "feature_extractor" + (f"({', '.join(parts)})" if parts else "")
@@ -314,23 +297,17 @@ class FeatureExtractor(_Base):
         """Freeze the body (and attach a new head if `hidden` is given); return the model."""
         k = self._cut(model)
         if self.hidden is not None:
+            activation = output_activation(model)
             model = replace_head(
                 model,
                 int(model.output_shape[-1]),
                 cut=k,
                 hidden=tuple(self.hidden),
                 dropout=self.dropout,
-                activation=_output_activation(model),
+                activation=None if activation == "linear" else activation,
             )
         freeze(model, k)
         return model
-
-
-def _output_activation(model: Model) -> str | None:
-    last = leaf_layers(model)[-1].layer
-    activation = getattr(last, "activation", None)
-    name = getattr(activation, "__name__", None)
-    return None if name in (None, "linear") else str(name)
 
 
 STRATEGY_NAMES = ("full", "partial", "feature_extractor")
@@ -339,12 +316,10 @@ STRATEGY_NAMES = ("full", "partial", "feature_extractor")
 def resolve_strategy(strategy: Strategy | str) -> Strategy:
     """Turn a strategy or its short name into a `Strategy`.
 
-    Short names: `"full"`, `"partial"` (or `"partial:<upto>"`, e.g. `"partial:4"` or
-    `"partial:block_13_expand"`), `"feature_extractor"` (or `"feature_extractor:<cut>"`),
-    `"scratch"`, `"lp_ft"`, `"gradual"`, `"discriminative"`, `"layer_decay"` and `"lora"`.
-
     Args:
-        strategy: A `Strategy` or a short name.
+        strategy: A `Strategy` or a short name: `"full"`, `"partial"` (or `"partial:<upto>"`),
+            `"feature_extractor"` (or `"feature_extractor:<cut>"`), `"scratch"`, `"lp_ft"`,
+            `"gradual"`, `"discriminative"`, `"layer_decay"` or `"lora"`.
 
     Returns:
         A `Strategy`.

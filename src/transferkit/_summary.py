@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from . import _serial
 from ._layers import leaf_layers
 from .timing import count_params
 from .types import Model
@@ -12,15 +13,8 @@ from .types import Model
 
 @dataclass(frozen=True)
 class LayerInfo:
-    """One row of a `TrainableSummary` (see `trainable_summary`).
-
-    Attributes:
-        index: Position among the leaf layers in execution order.
-        path: `/`-joined nesting path, e.g. `"mobilenetv2_0.35_32/Conv1"`.
-        type: The layer's class name.
-        params: Number of parameters (weights) the layer owns.
-        trainable: Whether the layer is trainable.
-    """
+    """One row of a `TrainableSummary`: a leaf layer's `index`, `path`, `type`, `params` and
+    `trainable` flag."""
 
     index: int
     path: str
@@ -31,13 +25,9 @@ class LayerInfo:
 
 @dataclass(frozen=True)
 class TrainableSummary:
-    """Every leaf layer of a model with its trainable flag; prints as a table.
+    """A `model_name` and one `LayerInfo` per leaf layer (`layers`); prints as a table.
 
     Returned by `trainable_summary`, whose example shows it.
-
-    Attributes:
-        model_name: The model's name.
-        layers: One `LayerInfo` per leaf layer, in execution order.
     """
 
     model_name: str
@@ -55,7 +45,7 @@ class TrainableSummary:
 
     def to_list(self) -> list[dict[str, Any]]:
         """The rows as a list of plain dicts (ready for JSON or `pandas.DataFrame`)."""
-        return [asdict(row) for row in self.layers]
+        return [_serial.to_dict(row) for row in self.layers]
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -84,9 +74,7 @@ class TrainableSummary:
 
 
 def trainable_summary(model: Model) -> TrainableSummary:
-    """Summarise every leaf layer of `model`: nesting path, type, parameters, trainable flag.
-
-    Does not mutate `model`.
+    """Summarise every leaf layer of `model` (path, type, parameters, trainable); no mutation.
 
     Args:
         model: `keras.Model`. A built model.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, TypeGuard
 
@@ -28,6 +29,14 @@ def check_positive_int(value: Any, arg: str, *, allow_zero: bool = False) -> int
         return int(value)
     kind = "non-negative" if allow_zero else "positive"
     raise ValueError(f"`{arg}` must be a {kind} int. Received: {arg}={value!r}")
+
+
+def check_number(value: Any, arg: str, *, positive: bool = False, note: str = "") -> None:
+    """Raise a Keras-style `ValueError` unless `value` is a finite real >= 0 (> 0 if `positive`)."""
+    if is_real(value) and math.isfinite(value) and (value > 0 if positive else value >= 0):
+        return
+    sign = ">" if positive else ">="
+    raise ValueError(f"`{arg}` must be a finite number {sign} 0{note}. Received: {arg}={value!r}")
 
 
 def check_epochs(epochs: Any) -> None:

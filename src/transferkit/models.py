@@ -14,10 +14,8 @@ def lab_cnn(num_classes: int = 10, *, name: str = "lab_cnn") -> Model:
     """The lab's Fashion-MNIST CNN (`create_model_fine_tuning`), layer for layer.
 
     `Conv2D(32) -> MaxPooling2D -> Conv2D(64) -> MaxPooling2D -> Flatten -> Dense(128) ->
-    Dense(num_classes, softmax)` on 28x28x1 images, freshly initialised. The layers carry the
-    names Keras gives them in a fresh session (`"conv2d"`, `"max_pooling2d"`, `"conv2d_1"`,
-    `"max_pooling2d_1"`, `"flatten"`, `"dense"`, `"dense_1"`), however many models were built
-    before, so the lab's "first 4 layers" are `upto=4` or `upto="max_pooling2d_1"`.
+    Dense(num_classes, softmax)` on 28x28x1 images, freshly initialised, with the layer names
+    of a fresh Keras session (the lab's "first 4 layers" are `upto="max_pooling2d_1"`).
 
     Args:
         num_classes: int. Units of the softmax output layer. Defaults to `10`.

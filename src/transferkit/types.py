@@ -1,8 +1,4 @@
-"""Backend-neutral type aliases used across transferkit.
-
-Importing this module never imports TensorFlow, JAX or PyTorch: tensors are typed as
-`Any` because their concrete class depends on the active Keras backend.
-"""
+"""Backend-neutral type aliases (importing them imports no backend: tensors are `Any`)."""
 
 from __future__ import annotations
 

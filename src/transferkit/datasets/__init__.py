@@ -1,10 +1,4 @@
-"""Datasets for transferkit: an offline-first Fashion-MNIST loader and preprocessing helpers.
-
-`load_fashion_mnist` reads the dataset from disk (explicit path, `$TRANSFERKIT_DATA_DIR`, the
-Keras cache or the Debian/Ubuntu package `dataset-fashion-mnist`) before trying to download
-it; the helpers normalize, resize, augment, split and subsample image datasets with NumPy,
-scikit-learn and backend-agnostic Keras only.
-"""
+"""Datasets: an offline-first Fashion-MNIST loader, and helpers to preprocess and split images."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""Offline-first Fashion-MNIST loader: files on disk first, a download only as a last resort.
-
-It works without internet access when the Debian/Ubuntu package `dataset-fashion-mnist` is
-installed, the files sit in the Keras cache, or `$TRANSFERKIT_DATA_DIR` points at them.
-"""
+"""Offline-first Fashion-MNIST loader: files on disk first, a download only as a last resort."""
 
 from __future__ import annotations
 
@@ -18,43 +14,20 @@ import numpy.typing as npt
 
 from .._validate import is_int
 
-__all__ = [
-    "FASHION_MNIST_CLASSES",
-    "DatasetCorruptError",
-    "DatasetError",
-    "DatasetNotFoundError",
-    "find_fashion_mnist",
-    "load_fashion_mnist",
-]
-
 FASHION_MNIST_CLASSES: tuple[str, ...] = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
 """Human-readable names of the ten Fashion-MNIST classes, indexed by integer label."""
 
 ENV_VAR = "TRANSFERKIT_DATA_DIR"
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
-_TRAIN_IMAGES = "train-images-idx3-ubyte.gz"
-_TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
-_TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
-_TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
-_FILES: tuple[str, ...] = (_TRAIN_IMAGES, _TRAIN_LABELS, _TEST_IMAGES, _TEST_LABELS)
+_FILES = tuple(
+    f"{s}-{k}-ubyte.gz" for s in ("train", "t10k") for k in ("images-idx3", "labels-idx1")
+)
 
-_LABELS_MAGIC = 2049
-_IMAGES_MAGIC = 2051
-_IMAGE_SHAPE = (28, 28)
-_NUM_CLASSES = 10
-_DEFAULT_COUNTS = (60000, 10000)
+_LABELS_MAGIC, _IMAGES_MAGIC = 2049, 2051
 
 _FIX_HINT = (
     "To fix this, do one of:\n"
@@ -88,9 +61,7 @@ class DatasetError(Exception):
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """No searched directory holds the dataset files and they could not be downloaded.
-
-    The message lists every directory searched and how to fix it.
+    """No searched directory holds the files (the message lists them), and no download happened.
 
     Example:
 
@@ -116,16 +87,16 @@ class DatasetCorruptError(DatasetError, ValueError):
     from pathlib import Path
     from transferkit.datasets import DatasetCorruptError, load_fashion_mnist
 
+    names = ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1")
     with tempfile.TemporaryDirectory() as bad_dir:
-        for name in ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3",
-                     "t10k-labels-idx1"):
+        for name in names:
             Path(bad_dir, f"{name}-ubyte.gz").write_bytes(b"not gzip")
-        errors = []
+        message = ""
         try:
             load_fashion_mnist(bad_dir)
         except DatasetCorruptError as error:  # also a ValueError
-            errors.append(error)
-    assert len(errors) == 1 and "Cannot decompress" in str(errors[0])
+            message = str(error)
+    assert "Cannot decompress" in message
     ```
     """
 
@@ -174,14 +145,11 @@ def _not_found_message(candidates: list[_Candidate], extra: str = "") -> str:
 
 
 def find_fashion_mnist(path: str | os.PathLike[str] | None = None) -> Path | None:
-    """The directory `load_fashion_mnist` would read the files from, or `None`.
-
-    The search order is `load_fashion_mnist`'s. A directory qualifies when it holds the four
-    `.gz` files; their content is not checked. With `path`, only `path` is considered.
+    """The directory `load_fashion_mnist` would read (it holds the four files), or `None`.
 
     Args:
-        path: str or Path. A directory holding the four Fashion-MNIST `.gz` files. Defaults to
-            `None` (the standard locations).
+        path: str or Path. The only directory to consider. Defaults to `None` (the standard
+            locations, in `load_fashion_mnist`'s order).
 
     Returns:
         The absolute directory, or `None` (`load_fashion_mnist` would download or fail).
@@ -216,9 +184,8 @@ def _read_gz(file: Path) -> bytes:
 def _parse_idx(file: Path, *, magic: int) -> npt.NDArray[np.uint8]:
     """Parse one gzip-compressed IDX file holding unsigned bytes."""
     data = _read_gz(file)
-    ndim = 1 if magic == _LABELS_MAGIC else 3
+    ndim, kind = (1, "labels") if magic == _LABELS_MAGIC else (3, "images")
     header_size = 4 * (1 + ndim)
-    kind = "labels" if magic == _LABELS_MAGIC else "images"
     if len(data) < header_size:
         raise DatasetCorruptError(
             f"{file} is too short to be an IDX {kind} file: expected a header of {header_size} "
@@ -241,32 +208,7 @@ def _parse_idx(file: Path, *, magic: int) -> npt.NDArray[np.uint8]:
             f"{payload} bytes after the header: the file is truncated or corrupt. Delete it "
             "and reinstall or re-download it."
         )
-    array = np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(dims)
-    return array
-
-
-def _validate(
-    images: npt.NDArray[np.uint8],
-    labels: npt.NDArray[np.uint8],
-    *,
-    split: str,
-    expected_count: int | None,
-    source: str,
-) -> None:
-    n, top = images.shape[0], int(labels.max()) if labels.size else 0
-    problems = (
-        (images.shape[1:] != _IMAGE_SHAPE, f"images of shape {images.shape}; expected (n, 28, 28)"),
-        (labels.ndim != 1, f"labels of shape {labels.shape}; expected (n,)"),
-        (n != labels.shape[0], f"{n} images but {labels.shape[0]} labels; the counts must match"),
-        (expected_count not in (None, n), f"{n} samples; expected {expected_count}"),
-        (top >= _NUM_CLASSES, f"labels in 0..9; received a maximum label of {top}"),
-    )
-    for failed, problem in problems:
-        if failed:
-            raise DatasetCorruptError(
-                f"Fashion-MNIST {split} set from {source} has {problem}. The files are corrupt "
-                "or from another dataset: delete them and reinstall or re-download them."
-            )
+    return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(dims)
 
 
 def _check_expected_counts(expected_counts: tuple[int, int] | None) -> None:
@@ -297,9 +239,22 @@ def _load_directory(
 
 
 def _validated(arrays: _Arrays, expected_counts: tuple[int, int] | None, source: str) -> _Arrays:
+    """`arrays`, or a `DatasetCorruptError` for a wrong shape, count or label."""
     counts = expected_counts or (None, None)
     for split, (images, labels), count in zip(("train", "test"), arrays, counts, strict=True):
-        _validate(images, labels, split=split, expected_count=count, source=source)
+        n, top = images.shape[0], int(labels.max()) if labels.size else 0
+        problems = (
+            (images.shape[1:] != (28, 28), f"images of shape {images.shape}; expected (n, 28, 28)"),
+            (labels.ndim != 1, f"labels of shape {labels.shape}; expected (n,)"),
+            (n != len(labels), f"{n} images but {len(labels)} labels; the counts must match"),
+            (count not in (None, n), f"{n} samples; expected {count}"),
+            (top >= 10, f"labels in 0..9; received a maximum label of {top}"),
+        )
+        for problem in (text for failed, text in problems if failed):
+            raise DatasetCorruptError(
+                f"Fashion-MNIST {split} set from {source} has {problem}. The files are corrupt "
+                "or from another dataset: delete them and reinstall or re-download them."
+            )
     return arrays
 
 
@@ -324,47 +279,36 @@ def _download(candidates: list[_Candidate], expected_counts: tuple[int, int] | N
             f"{type(error).__name__}: {error}"
         )
         raise DatasetNotFoundError(_not_found_message(candidates, extra)) from error
-    (x_train, y_train), (x_test, y_test) = (
-        (np.asarray(x, dtype=np.uint8), np.asarray(y, dtype=np.uint8)) for x, y in loaded
-    )
-    arrays: _Arrays = ((x_train, y_train), (x_test, y_test))
-    return _validated(arrays, expected_counts, "keras.datasets.fashion_mnist.load_data()")
+    train, test = ((np.asarray(x, np.uint8), np.asarray(y, np.uint8)) for x, y in loaded)
+    return _validated((train, test), expected_counts, "keras.datasets.fashion_mnist.load_data()")
 
 
 def load_fashion_mnist(
     path: str | os.PathLike[str] | None = None,
     *,
     download: bool = True,
-    expected_counts: tuple[int, int] | None = _DEFAULT_COUNTS,
-) -> tuple[
-    tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]],
-    tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]],
-]:
+    expected_counts: tuple[int, int] | None = (60000, 10000),
+) -> _Arrays:
     """Loads Fashion-MNIST from disk, like `keras.datasets.fashion_mnist.load_data()` offline.
 
-    The four IDX `.gz` files are looked for, in order, in `path`, `$TRANSFERKIT_DATA_DIR`, the
-    Keras cache (`$KERAS_HOME/datasets/fashion-mnist`) and `/usr/share/datasets/fashion-mnist`
-    (package `dataset-fashion-mnist`); only when no directory holds them and `download` is
-    true does Keras download them. An explicit `path` is never silently skipped. The files are
-    validated (magic numbers, shapes, counts, labels 0..9) and cached per directory; every call
-    returns fresh copies.
+    The four IDX `.gz` files are looked for in `path`, `$TRANSFERKIT_DATA_DIR`, the Keras cache
+    (`$KERAS_HOME/datasets/fashion-mnist`) and `/usr/share/datasets/fashion-mnist` (package
+    `dataset-fashion-mnist`), in that order; Keras downloads them only when none holds them.
+    The files are validated and cached per directory; every call returns fresh copies.
 
     Args:
-        path: str or Path. A directory holding `train-images-idx3-ubyte.gz`,
-            `train-labels-idx1-ubyte.gz`, `t10k-images-idx3-ubyte.gz` and
-            `t10k-labels-idx1-ubyte.gz`. Defaults to `None` (the standard locations).
-        download: bool. Whether to fall back to `keras.datasets.fashion_mnist.load_data()`
-            (internet access) when no directory holds the files. Defaults to `True`.
-        expected_counts: tuple of two ints. Required (train, test) sample counts; `None`
-            skips the check. Defaults to `(60000, 10000)`.
+        path: str or Path. The directory of the four `.gz` files; an explicit `path` is never
+            skipped. Defaults to `None` (the standard locations).
+        download: bool. Whether to fall back to `keras.datasets.fashion_mnist.load_data()`.
+            Defaults to `True`.
+        expected_counts: tuple of two ints or None. Required (train, test) sample counts;
+            `None` skips the check. Defaults to `(60000, 10000)`.
 
     Returns:
-        `((x_train, y_train), (x_test, y_test))`: uint8 images `(n, 28, 28)` and uint8 labels
-        `(n,)` (names in `FASHION_MNIST_CLASSES`).
+        `((x_train, y_train), (x_test, y_test))`: uint8 images `(n, 28, 28)`, uint8 labels `(n,)`.
 
     Raises:
-        DatasetNotFoundError: If no directory holds the files and no download happened; the
-            message lists the directories searched and the fixes.
+        DatasetNotFoundError: If no directory holds the files and no download happened.
         DatasetCorruptError: If a file is truncated, not gzip, or has the wrong content.
         ValueError: If `expected_counts` is not a pair of non-negative ints or None.
 

@@ -1,8 +1,4 @@
-"""Image preprocessing on any Keras backend: scale, resize and augment.
-
-Only NumPy and Keras (`keras.ops`, `keras.layers`) are used, never a backend directly; Keras
-is imported inside the functions that need it, so `transferkit.datasets` imports fast.
-"""
+"""Image preprocessing on any Keras backend: scale, resize and augment (Keras imported lazily)."""
 
 from __future__ import annotations
 
@@ -24,8 +20,7 @@ def normalize(
     Args:
         x: array-like. Values of any shape, typically uint8 images.
         scale: float. Positive divisor. Defaults to `255.0`.
-        dtype: str or numpy dtype. Floating-point dtype of the result. Defaults to
-            `"float32"`.
+        dtype: str or numpy dtype. Floating-point dtype of the result. Defaults to `"float32"`.
 
     Returns:
         An array of dtype `dtype` and the shape of `x`.
@@ -53,17 +48,12 @@ def normalize(
         raise ValueError(
             f"`dtype` must be a floating-point dtype such as 'float32'; received {dtype!r}."
         )
-    result: npt.NDArray[np.floating[Any]] = np.asarray(x, dtype=target) / np.asarray(
-        scale, dtype=target
-    )
+    result: npt.NDArray[np.floating[Any]] = np.asarray(x, target) / np.asarray(scale, target)
     return result.astype(target, copy=False)
 
 
 def to_float_images(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
-    """Turns integer images `(n, h, w)` into float32 `(n, h, w, 1)` in [0, 1].
-
-    The lab's preprocessing: `x.astype("float32")[..., None] / 255`. Images with a channel
-    axis, `(n, h, w, c)`, keep it.
+    """Turns integer images `(n, h, w)` into float32 `(n, h, w, 1)` in [0, 1] (the lab's way).
 
     Args:
         x: array-like. Integer (typically uint8) images, `(n, h, w)` or `(n, h, w, c)`.
@@ -103,14 +93,10 @@ def to_float_images(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
 
 
 def _check_size(size: int | tuple[int, int]) -> tuple[int, int]:
-    if is_int(size) and int(size) > 0:
-        return int(size), int(size)
-    if (
-        isinstance(size, tuple)
-        and len(size) == 2
-        and all(is_int(side) and int(side) > 0 for side in size)
-    ):
-        return int(size[0]), int(size[1])
+    """`size` as `(height, width)`, or a `ValueError`."""
+    sides = (size, size) if is_int(size) else size
+    if isinstance(sides, tuple) and len(sides) == 2 and all(is_int(s) and s > 0 for s in sides):
+        return int(sides[0]), int(sides[1])
     raise ValueError(
         "`size` must be a positive int or a (height, width) tuple of positive ints; received "
         f"{size!r}. Use e.g. `size=32` or `size=96` for keras.applications backbones."
@@ -126,15 +112,13 @@ def resize_images(
 ) -> npt.NDArray[np.float32]:
     """Resizes images (bilinear, `keras.ops.image.resize`), optionally grey to RGB.
 
-    Works in batches of `batch_size`, but the output is allocated in full: 60000 images at
-    96x96x3 take 6.6 GB, so for large inputs resize subsets or put a `keras.layers.Resizing`
-    layer in the model.
+    Sharp edge: the output is allocated in full (60000 images at 96x96x3 take 6.6 GB); for
+    large inputs resize subsets or put a `keras.layers.Resizing` layer in the model.
 
     Args:
         x: array-like. Channels-last images `(n, h, w, c)`; `(n, h, w)` is one channel.
         size: int or tuple of two ints. Output side length, or `(height, width)`.
-        rgb: bool. Whether to repeat a single grey channel into 3, as `keras.applications`
-            backbones expect. Defaults to `False`.
+        rgb: bool. Whether to repeat one grey channel into 3. Defaults to `False`.
         batch_size: int. Images resized at once. Defaults to `1024`.
 
     Returns:
@@ -200,24 +184,21 @@ def augmentation(
     translation: float = 0.1,
     seed: int | None = None,
 ) -> Model:
-    """Builds a `keras.Sequential` of random augmentations to put at the start of a model.
+    """Builds a `keras.Sequential` of random flip, rotation, zoom and translation layers.
 
-    `RandomFlip("horizontal")`, `RandomRotation`, `RandomZoom` and `RandomTranslation` augment
-    in `fit` and pass images through in `predict` and `evaluate`. Sharp edge: a direct call
-    (`augment(x)`, `model(x)`) augments too, as Keras' random layers default to
-    `training=True`; pass `training=False`. A factor of 0 (or `flip=False`) leaves its layer out.
+    They augment in `fit` and pass images through in `predict` and `evaluate`. Sharp edge: a
+    direct call (`model(x)`) augments too; pass `training=False`. A factor of 0 leaves its
+    layer out.
 
     Args:
         flip: bool. Whether to flip images horizontally at random. Defaults to `True`.
         rotation: float. Largest rotation, as a fraction of a full turn. Defaults to `0.05`.
         zoom: float in [0, 1). Largest zoom, as a fraction of the size. Defaults to `0.1`.
-        translation: float in [0, 1). Largest shift, as a fraction of the size. Defaults to
-            `0.1`.
+        translation: float in [0, 1). Largest shift, as a fraction. Defaults to `0.1`.
         seed: int. Seed of the random layers (each derives its own). Defaults to `None`.
 
     Returns:
-        A `keras.Sequential` named `"augmentation"` (a single `Identity` layer when every
-        augmentation is off).
+        A `keras.Sequential` named `"augmentation"` (an `Identity` layer when all are off).
 
     Raises:
         ValueError: If a factor is out of range or `seed` is not a non-negative int.
@@ -260,11 +241,8 @@ def augmentation(
     if zoom:
         layers.append(keras.layers.RandomZoom(float(zoom), seed=layer_seed(2)))
     if translation:
-        layers.append(
-            keras.layers.RandomTranslation(
-                float(translation), float(translation), seed=layer_seed(3)
-            )
-        )
+        shift = float(translation)
+        layers.append(keras.layers.RandomTranslation(shift, shift, seed=layer_seed(3)))
     if not layers:
         layers.append(keras.layers.Identity())
     return keras.Sequential(layers, name="augmentation")

@@ -18,9 +18,7 @@ _Pair = tuple[npt.NDArray[Any], npt.NDArray[Any]]
 
 
 class Split(NamedTuple):
-    """Train, validation and test sets, each an `(x, y)` pair of NumPy arrays.
-
-    A `NamedTuple`: it unpacks as `train, validation, test = split`.
+    """Train, validation and test sets, each an `(x, y)` pair; unpacks as a tuple.
 
     Attributes:
         train: `(x_train, y_train)`.
@@ -63,24 +61,25 @@ def _as_array(value: object, name: str) -> npt.NDArray[Any]:
     return array
 
 
-def _as_labels(y: object, n: int | None = None, name: str = "y") -> npt.NDArray[Any]:
-    labels = _as_array(y, name)
+def _as_xy(x: object, y: object) -> _Pair:
+    """`x` and `y` as arrays, or a `ValueError` unless `y` is one int label per sample of `x`."""
+    x_array, labels = _as_array(x, "x"), _as_array(y, "y")
     if labels.ndim != 1:
         raise ValueError(
-            f"`{name}` must be a 1-D array of integer class labels; received shape "
-            f"{labels.shape}. For one-hot labels pass `{name}.argmax(axis=-1)`."
+            "`y` must be a 1-D array of integer class labels; received shape "
+            f"{labels.shape}. For one-hot labels pass `y.argmax(axis=-1)`."
         )
     if labels.size and not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
-            f"`{name}` must hold integer class labels; received dtype {labels.dtype}. Convert "
-            f"with `{name}.astype('int64')` (or `argmax` for one-hot labels)."
+            f"`y` must hold integer class labels; received dtype {labels.dtype}. Convert "
+            "with `y.astype('int64')` (or `argmax` for one-hot labels)."
         )
-    if n is not None and len(labels) != n:
+    if len(labels) != len(x_array):
         raise ValueError(
-            f"`x` and `{name}` must have the same number of samples; received len(x)={n} and "
-            f"len({name})={len(labels)}."
+            f"`x` and `y` must have the same number of samples; received len(x)={len(x_array)} "
+            f"and len(y)={len(labels)}."
         )
-    return labels
+    return x_array, labels
 
 
 def _resolve_size(value: int | float | None, name: str, n: int, *, allow_none: bool) -> int:
@@ -125,18 +124,15 @@ def train_val_test_split(
     stratify: bool = True,
     seed: int | None = 0,
 ) -> Split:
-    """Splits `(x, y)` at random into train, validation and (optionally) test sets.
-
-    `sklearn.model_selection.train_test_split`, stratified by label and seeded; the test set
-    is split off first, then the validation set from the rest.
+    """Splits `(x, y)` at random (stratified, seeded) into train, validation and test sets.
 
     Args:
         x: array-like. Samples, `(n, ...)`.
         y: array-like. Integer class labels, `(n,)`.
         val_size: int or float. Validation samples (int), or a fraction of all samples
             (float in (0, 1), rounded up). Defaults to `10000`.
-        test_size: int or float. As `val_size`, for the test set; `None` makes it empty (for
-            datasets with an official test set). Defaults to `None`.
+        test_size: int, float or None. As `val_size`, for the test set; `None` makes it
+            empty. Defaults to `None`.
         stratify: bool. Whether every set keeps the class proportions. Defaults to `True`.
         seed: int. Random seed; `None` splits differently each call. Defaults to `0`.
 
@@ -144,8 +140,8 @@ def train_val_test_split(
         A `Split`.
 
     Raises:
-        ValueError: If `x` and `y` differ in length, `y` is not 1-D integer labels, a size is
-            not positive or leaves no training sample, or stratifying is impossible.
+        ValueError: If `x` and `y` differ in length, `y` is not 1-D int labels, a size is not
+            positive or leaves no training sample, or stratifying is impossible.
 
     Example:
 
@@ -159,9 +155,8 @@ def train_val_test_split(
     assert np.bincount(validation[1]).tolist() == [4, 4, 4, 4, 4]
     ```
     """
-    x_array = _as_array(x, "x")
+    x_array, y_array = _as_xy(x, y)
     n = len(x_array)
-    y_array = _as_labels(y, n)
     n_val = _resolve_size(val_size, "val_size", n, allow_none=False)
     n_test = _resolve_size(test_size, "test_size", n, allow_none=True)
     if n_val + n_test >= n:
@@ -182,11 +177,8 @@ def train_val_test_split(
     from sklearn.model_selection import train_test_split
 
     def cut(x: npt.NDArray[Any], y: npt.NDArray[Any], size: int) -> list[npt.NDArray[Any]]:
-        stratify_by = y if stratify else None
-        parts: list[npt.NDArray[Any]] = train_test_split(
-            x, y, test_size=size, stratify=stratify_by, random_state=seed
-        )
-        return parts
+        by = y if stratify else None
+        return train_test_split(x, y, test_size=size, stratify=by, random_state=seed)  # type: ignore[no-any-return]
 
     x_rest, x_test, y_rest, y_test = (
         cut(x_array, y_array, n_test) if n_test else (x_array, x_array[:0], y_array, y_array[:0])
@@ -198,15 +190,13 @@ def train_val_test_split(
 def lab_split(path: str | os.PathLike[str] | None = None) -> Split:
     """Fashion-MNIST split as in the lab: 50000 train, 10000 validation, 10000 test.
 
-    Validation is the last 10000 official training images, unshuffled (`x_train[-10000:]`);
-    test the official test set. Images are float32 `(n, 28, 28, 1)` in [0, 1], labels int64.
+    Validation is the last 10000 training images, unshuffled; test the official test set.
 
     Args:
-        path: str or Path. Directory of the Fashion-MNIST files, for `load_fashion_mnist`.
-            Defaults to `None` (the standard locations).
+        path: str or Path. As in `load_fashion_mnist`. Defaults to `None`.
 
     Returns:
-        A `Split`.
+        A `Split` of float32 images `(n, 28, 28, 1)` in [0, 1] and int64 labels.
 
     Raises:
         DatasetNotFoundError: If the files cannot be found or downloaded.
@@ -241,8 +231,7 @@ def subset_classes(
 ) -> _Pair:
     """Keeps the samples of the given classes (in order), relabelled to 0..k-1 by default.
 
-    Builds transfer tasks, e.g. source classes 0-4 and target classes 5-9. A requested class
-    without samples is allowed as long as some sample is kept.
+    A requested class without samples is allowed as long as some sample is kept.
 
     Args:
         x: array-like. Samples, `(n, ...)`.
@@ -254,7 +243,7 @@ def subset_classes(
         `(x_subset, y_subset)`; labels keep the dtype of `y`.
 
     Raises:
-        ValueError: If `x` and `y` differ in length, `y` is not 1-D integer labels, `classes`
+        ValueError: If `x` and `y` differ in length, `y` is not 1-D int labels, or `classes`
             is empty, holds non-ints or duplicates, or none of them occurs in `y`.
 
     Example:
@@ -268,8 +257,7 @@ def subset_classes(
     assert x_sub.tolist() == [0, 2, 3, 4] and y_sub.tolist() == [0, 2, 0, 4]
     ```
     """
-    x_array = _as_array(x, "x")
-    y_array = _as_labels(y, len(x_array))
+    x_array, y_array = _as_xy(x, y)
     wanted = list(classes) if not isinstance(classes, (str, bytes)) else None
     if not wanted or not all(is_int(c) for c in wanted):
         raise ValueError(
@@ -316,10 +304,7 @@ def stratified_subsample(
     *,
     seed: int | None = 0,
 ) -> _Pair:
-    """Draws `n` samples at random, stratified by label (a labelled-data budget).
-
-    Each class gets a share proportional to its frequency (largest remainders, at least one
-    each); the result is shuffled.
+    """Draws `n` samples at random, each class in proportion (at least one each), shuffled.
 
     Args:
         x: array-like. Samples, `(N, ...)`.
@@ -331,8 +316,8 @@ def stratified_subsample(
         `(x_subset, y_subset)` of `n` samples.
 
     Raises:
-        ValueError: If `x` and `y` differ in length, `y` is not 1-D integer labels, or `n` is
-            not an int between the number of classes and `len(x)`.
+        ValueError: If `x` and `y` differ in length, `y` is not 1-D int labels, or `n` is
+            out of range.
 
     Example:
 
@@ -345,8 +330,7 @@ def stratified_subsample(
     assert np.bincount(y_50).tolist() == [5] * 10
     ```
     """
-    x_array = _as_array(x, "x")
-    y_array = _as_labels(y, len(x_array))
+    x_array, y_array = _as_xy(x, y)
     if seed is not None:
         check_positive_int(seed, "seed", allow_zero=True)
     classes, inverse, counts = np.unique(y_array, return_inverse=True, return_counts=True)
