@@ -19,7 +19,7 @@ import numpy as np
 
 from ._chunks import return_free_memory
 from ._feed import predict_into
-from ._layers import _children
+from ._layers import children
 from ._runlog import hash_arrays
 from ._spill import SpillDir, check_cache_dir, spill_features, spilled_path
 from .types import Layer, Model
@@ -190,7 +190,7 @@ def _linear_chain(model: Model) -> list[Layer] | None:
         return None
     if not inputs or len(inputs) != 1:
         return None
-    layers = _children(model)
+    layers = children(model)
     if isinstance(model, keras.Sequential):
         return layers
     previous = inputs[0]
@@ -313,7 +313,7 @@ def plan_cache(
     k, reason = frozen_prefix(model)
     if k == 0:
         return CacheInfo(used=False, reason=f"no cacheable frozen prefix: {reason}")
-    layers = _children(model)
+    layers = children(model)
     prefix_layers, rest = layers[:k], layers[k:]
     feature_shape = tuple(int(d) for d in prefix_layers[-1].output.shape[1:])
     per_sample = int(np.prod(feature_shape)) * 4

@@ -45,7 +45,6 @@ def children(model: Model) -> list[Layer]:
     return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
-_children = children  # the old private name, still imported by `_cache`
 
 
 def all_layers(model: Model) -> list[Layer]:
