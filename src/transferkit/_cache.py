@@ -107,11 +107,8 @@ class FeatureCache:
     import numpy as np
     from transferkit import FeatureCache, fine_tune
 
-    model = keras.Sequential([
-        keras.Input((8,)),
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dense(3, activation="softmax"),
-    ])
+    dense = keras.layers.Dense
+    model = keras.Sequential([keras.Input((8,)), dense(16, activation="relu"), dense(3)])
     x, y = np.random.rand(64, 8).astype("float32"), np.random.randint(0, 3, 64)
     with tempfile.TemporaryDirectory() as scratch:
         store = FeatureCache(budget_bytes=0, cache_dir=scratch)  # nothing fits in memory
