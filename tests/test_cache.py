@@ -233,3 +233,36 @@ def test_cached_run_leaves_the_callers_model_alone():
     assert result.cache.used
     assert same_weights(weights_of(model), before)
     assert all(layer.trainable for layer in model.layers)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="PyTorch's thread setting")
+def test_torch_trains_a_cached_remainder_on_one_thread_and_restores_the_setting():
+    import torch
+
+    class Threads(keras.callbacks.Callback):
+        seen: list[int] = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen.append(torch.get_num_threads())
+
+    x, y = blobs(64)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cached = tk.fine_tune(mlp(), (x, y), strategy="feature_extractor", epochs=1, verbose=0,
+                              callbacks=[Threads()])  # fmt: skip
+        assert cached.cache.used and set(Threads.seen) == {1}
+        assert torch.get_num_threads() == 2  # the caller's setting is back
+        Threads.seen.clear()
+        tk.fine_tune(mlp(), (x, y), strategy="full", epochs=1, verbose=0, callbacks=[Threads()])
+        assert set(Threads.seen) == {2}  # the full model keeps the caller's threads
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_evaluation_batches_match_keras_predict():
+    x, y = blobs(70)  # 70 samples: a last, partial batch of 6 at batch size 64
+    model = mlp()
+    metrics = tk.metrics.evaluate(model, x, y, batch_size=64)
+    expected = np.argmax(model.predict(x, batch_size=64, verbose=0), axis=1)
+    assert metrics.accuracy == pytest.approx(float(np.mean(expected == y)))
