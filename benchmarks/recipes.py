@@ -45,11 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=20000, help="training images")
     parser.add_argument("--epochs", type=int, default=4, help="total epochs of every recipe")
     parser.add_argument("--pairs", type=int, default=3, help="measurement rounds")
-    parser.add_argument("--quick", action="store_true", help="CI smoke run: 500 images")
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: 1000 images")
     parser.add_argument("--output-dir", type=Path, default=Path("runs") / "recipes")
     args = parser.parse_args(argv)
     if args.quick:
-        args.samples, args.epochs, args.pairs = 500, 4, 1
+        args.samples, args.epochs, args.pairs = 1000, 4, 1
     if min(args.samples, args.pairs) < 1 or args.epochs < 4:
         parser.error("--samples and --pairs must be >= 1, --epochs >= 4 (gradual has 4 phases)")
 
