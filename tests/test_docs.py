@@ -4,9 +4,10 @@ Every ```python block of a page runs, in order, in one namespace per page (in a 
 working directory). A block is left out when the line before it is an HTML comment:
 `<!-- skip -->` for genuinely slow or networked code, `<!-- backend: jax -->` for code that only
 runs on one Keras backend. `<!-- backend: torch -->` also marks the slow blocks that only repeat,
-on more runs, API behaviour the unit tests check on every backend (multi-seed comparisons,
-resuming from `output=` logs, gains and choice, custom phased strategies): they run in the
-PyTorch pass, the quickest of the matrix, so each page's code is still run once.
+on more runs, API behaviour the unit tests check on every backend (the multi-seed comparisons
+of the tutorial and guides, resuming from `output=` logs, gains and choice, custom phased
+strategies): they run in the PyTorch pass, the quickest of the matrix, so each page's code
+still runs once.
 """
 
 from __future__ import annotations
