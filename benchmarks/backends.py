@@ -217,7 +217,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rounds", type=int, default=3, help="rounds, order rotating (default: %(default)s)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="CI smoke run: 1000 images, 2 epochs, 1 round"
+        "--quick", action="store_true", help="CI smoke run: 256 images, 2 epochs, 1 round"
     )
     parser.add_argument(
         "--output-dir",
@@ -234,7 +234,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.train_samples, args.epochs, args.rounds = 1000, 2, 1
+        args.train_samples, args.epochs, args.rounds = 256, 2, 1
         args.output_dir = args.output_dir / "quick"
     if min(args.epochs, args.rounds) < 1 or args.train_samples < 64:
         parser.error("--epochs and --rounds must be at least 1 and --train-samples at least 64")

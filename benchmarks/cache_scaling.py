@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000, 500_000])
     parser.add_argument("--budget-mib", type=int, default=256, help="the cache's memory budget")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--quick", action="store_true", help="CI smoke run: 3000 and 6000 images")
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: 1000 and 2000 images")
     parser.add_argument("--output-dir", type=Path, default=Path("runs") / "cache_scaling")
     parser.add_argument("--work-dir", type=Path, default=None, help="for the inputs and cache")
     parser.add_argument("--child", nargs=3, metavar=("IMAGES", "LABELS", "CACHE_DIR"))
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
               args.child[2])  # fmt: skip
         return 0
     if args.quick:
-        args.sizes, args.budget_mib = [3000, 6000], 8
+        args.sizes, args.budget_mib = [1000, 2000], 4
     if min(args.sizes) < 1 or args.budget_mib < 0 or args.sizes != sorted(args.sizes):
         parser.error("--sizes must be positive and ascending, --budget-mib >= 0")
     rows = []

@@ -102,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=50000, help="training images")
     parser.add_argument("--val-samples", type=int, default=10000, help="validation images")
     parser.add_argument("--pairs", type=int, default=3, help="A B measurement pairs")
-    parser.add_argument("--quick", action="store_true", help="CI smoke run: 2000/500 images")
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: 1000/250 images")
     parser.add_argument("--output-dir", type=Path, default=Path("runs") / "head_step")
     args = parser.parse_args(argv)
     if args.quick:
-        args.samples, args.val_samples, args.pairs = 2000, 500, 1
+        args.samples, args.val_samples, args.pairs = 1000, 250, 1
     if min(args.samples, args.val_samples, args.pairs) < 1:
         parser.error("--samples, --val-samples and --pairs must be >= 1")
 

@@ -37,7 +37,7 @@ Usage:
     python benchmarks/lab_protocol.py                        # 3 pairs, full protocol (~1 h)
     python benchmarks/lab_protocol.py --pairs 2 --epochs 3 --fe-epochs 6
     python benchmarks/lab_protocol.py --one-pass             # one pair
-    python benchmarks/lab_protocol.py --quick                # CI smoke run (2 small pairs)
+    python benchmarks/lab_protocol.py --quick                # CI smoke run (1 small pair)
 
 Writes `lab_protocol.json` and `lab_protocol.md` to `--output-dir` (default
 `runs/lab_protocol`; `--quick` writes to its `quick/` subfolder), and to `--json PATH` too.
@@ -602,7 +602,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="CI smoke run: 1000/250/250 images, 1 epoch (2 for the feature extractor), 2 pairs",
+        help="CI smoke run: 500/125/125 images, 1 epoch (2 for the feature extractor), 1 pair",
     )
     parser.add_argument("--pairs", type=int, default=3, help="pairs to run (default: %(default)s)")
     parser.add_argument(
@@ -666,7 +666,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.side is None:
         if args.quick:
-            args.samples, args.epochs, args.fe_epochs, args.pairs = 1000, 1, 2, 2
+            args.samples, args.epochs, args.fe_epochs, args.pairs = 500, 1, 2, 1
             args.output_dir = args.output_dir / "quick"
         if args.one_pass:
             args.pairs = 1

@@ -121,7 +121,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="seconds-long smoke run: 2000/500/500 images, 1 epoch, 1 seed (for CI)",
+        help="seconds-long smoke run: 1000/250/250 images, 1 epoch, 1 seed (for CI)",
     )
     parser.add_argument(
         "--output-dir",
@@ -160,15 +160,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_data(args: argparse.Namespace) -> Split:
-    """The lab's split (50000/10000/10000), or a 2000/500/500 slice of it with `--quick`."""
+    """The lab's split (50000/10000/10000), or a 1000/250/250 slice of it with `--quick`."""
     split = lab_split(args.data_dir)
     if not args.quick:
         return split
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = split
     return Split(
-        train=(x_train[:2000], y_train[:2000]),
-        validation=(x_val[:500], y_val[:500]),
-        test=(x_test[:500], y_test[:500]),
+        train=(x_train[:1000], y_train[:1000]),
+        validation=(x_val[:250], y_val[:250]),
+        test=(x_test[:250], y_test[:250]),
     )
 
 

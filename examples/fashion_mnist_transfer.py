@@ -184,8 +184,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick",
         action="store_true",
         help=(
-            "seconds-long smoke run: 2000 source images, budgets 50 and 200, 4 epochs, 1 seed, "
-            "500 test images (for CI)"
+            "seconds-long smoke run: 1000 source images, budgets 50 and 100, 4 epochs, 1 seed, "
+            "250 test images (for CI)"
         ),
     )
     parser.add_argument(
@@ -208,8 +208,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         # 4 epochs: the fewest that gradual unfreezing's four phases need
-        args.budgets, args.seeds, args.epochs, args.source_epochs = [50, 200], 1, 4, 1
-        args.val_size = 200
+        args.budgets, args.seeds, args.epochs, args.source_epochs = [50, 100], 1, 4, 1
+        args.val_size = 100
         args.output_dir = args.output_dir / "quick"
         args.fresh = True  # a smoke run must train, never resume
     if args.patience < 0:
@@ -247,9 +247,9 @@ def make_tasks(args: argparse.Namespace) -> Tasks:
     source_test = subset_classes(x_test_f, y_test.astype(np.int64), SOURCE_CLASSES)
     target_test = subset_classes(x_test_f, y_test.astype(np.int64), TARGET_CLASSES)
     if args.quick:
-        source = stratified_subsample(*source, 2000, seed=args.data_seed)
-        source_test = stratified_subsample(*source_test, 500, seed=args.data_seed)
-        target_test = stratified_subsample(*target_test, 500, seed=args.data_seed)
+        source = stratified_subsample(*source, 1000, seed=args.data_seed)
+        source_test = stratified_subsample(*source_test, 250, seed=args.data_seed)
+        target_test = stratified_subsample(*target_test, 250, seed=args.data_seed)
     source_split = train_val_test_split(*source, val_size=0.1, seed=args.data_seed)
     target_split = train_val_test_split(*target, val_size=args.val_size, seed=args.data_seed)
     if max(args.budgets) > len(target_split.train[0]):

@@ -174,7 +174,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="seconds-long smoke run: 500/200/200 images, 1 epoch, 1 seed (for CI)",
+        help="seconds-long smoke run: 256/128/128 images, 1 epoch, 1 seed (for CI)",
     )
     parser.add_argument(
         "--output-dir",
@@ -203,7 +203,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.output_dir is None:
         args.output_dir = Path("runs") / SCRIPT / f"{args.arch}_{args.size}_{args.weights}"
     if args.quick:
-        args.train_size, args.val_size, args.test_size = 500, 200, 200
+        args.train_size, args.val_size, args.test_size = 256, 128, 128
         args.epochs, args.seeds = 1, 1
         args.output_dir = args.output_dir / "quick"
         args.fresh = True  # a smoke run must train, never resume

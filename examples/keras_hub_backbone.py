@@ -134,13 +134,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke run for CI: 1000 source images, 100 target labels, 1 epoch, 1 seed",
+        help="smoke run for CI: 500 source images, 100 target labels, 1 epoch, 1 seed",
     )
     parser.add_argument("--output-dir", type=Path, default=None, help="where to write results")
     args = parser.parse_args(argv)
     if args.quick:
-        args.source_size, args.source_epochs, args.train_size = 1000, 1, 100
-        args.test_size, args.epochs, args.seeds, args.fresh = 200, 1, 1, True
+        args.source_size, args.source_epochs, args.train_size = 500, 1, 100
+        args.test_size, args.epochs, args.seeds, args.fresh = 100, 1, 1, True
     for name in ("source_size", "source_epochs", "train_size", "test_size", "epochs", "seeds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")

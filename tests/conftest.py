@@ -257,14 +257,37 @@ def lab_cnn() -> keras.Model:
 
 
 @pytest.fixture
-def mobilenet_model() -> keras.Model:
-    return build_mobilenet_model()
+def mobilenet_model(_shared_mobilenet: keras.Model) -> Any:
+    """The run's one MobileNetV2 model, for tests that change its trainable flags (not its
+    weights, and without compiling it): the flags are put back afterwards, checked."""
+    yield from _restoring_flags(_shared_mobilenet)
 
 
 @pytest.fixture(scope="session")
 def _shared_mobilenet() -> keras.Model:
     # Its layers are all named explicitly, so building it outside a test's fresh session is safe.
     return build_mobilenet_model()
+
+
+def _restoring_flags(model: keras.Model) -> Any:
+    """Yield `model`; then restore every layer's and variable's trainable flag as it was."""
+    flags, weights = flags_snapshot(model), weights_snapshot(model)
+    layers: list[tuple[Any, bool]] = []  # parents before children: a parent's setter recurses
+
+    def visit(layer: Any) -> None:
+        layers.append((layer, bool(layer.trainable)))
+        for sub in layer._flatten_layers(include_self=False, recursive=False):
+            visit(sub)
+
+    visit(model)
+    variables = [(v, bool(v.trainable)) for v in model.weights]
+    yield model
+    for layer, flag in layers:
+        layer.trainable = flag
+    for v, flag in variables:
+        v.trainable = flag
+    assert flags_snapshot(model) == flags, "could not restore the shared model's flags"
+    assert_weights_equal(weights, weights_snapshot(model))
 
 
 @pytest.fixture
@@ -293,6 +316,11 @@ def nested_sequential() -> keras.Model:
 
 
 @pytest.fixture(params=sorted(BUILDERS))
-def zoo_model(request: pytest.FixtureRequest) -> tuple[str, keras.Model]:
-    """Each model of the zoo in turn, as (name, model)."""
-    return request.param, BUILDERS[request.param]()
+def zoo_model(request: pytest.FixtureRequest) -> Any:
+    """Each model of the zoo in turn, as (name, model); MobileNetV2 is the run's shared one,
+    whose flags are restored afterwards (tests may change flags, not weights)."""
+    if request.param != "mobilenet":
+        yield request.param, BUILDERS[request.param]()
+        return
+    for model in _restoring_flags(request.getfixturevalue("_shared_mobilenet")):
+        yield request.param, model

@@ -25,21 +25,21 @@ COMMON = textwrap.dedent(
     from transferkit.models import lab_cnn
 
     rng = np.random.default_rng(0)
-    x = rng.random((256, 28, 28, 1), dtype=np.float32)
-    y = rng.integers(0, 10, 256)
+    x = rng.random((128, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 128)
 
     def run(devices):
         keras.utils.set_random_seed(0)
         model = lab_cnn()
         start = [w.copy() for w in model.get_weights()]
         result = tk.fine_tune(
-            model, (x, y), validation=(x[:64], y[:64]), strategy=tk.PartialFreeze(upto=4),
+            model, (x, y), validation=(x[:32], y[:32]), strategy=tk.PartialFreeze(upto=4),
             epochs=2, batch_size=32, seed=0, verbose=0,
         )
         trained = result.model.get_weights()
         comparison = tk.compare_strategies(
             model, ["full", "feature_extractor"], train=(x, y), validation=None,
-            test=(x[:64], y[:64]), epochs=1, batch_size=32, verbose=0,
+            test=(x[:32], y[:32]), epochs=1, batch_size=32, verbose=0,
         )
         print("RESULT " + json.dumps({
             "devices": devices,
