@@ -45,8 +45,6 @@ def children(model: Model) -> list[Layer]:
     return [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
-
-
 def all_layers(model: Model) -> list[Layer]:
     """Every layer of the model (itself included), parents before children."""
     out: dict[int, Layer] = {}
