@@ -233,3 +233,16 @@ def test_cached_run_leaves_the_callers_model_alone():
     assert result.cache.used
     assert same_weights(weights_of(model), before)
     assert all(layer.trainable for layer in model.layers)
+
+
+def test_cached_run_returns_a_model_compiled_with_the_users_optimizer():
+    x, y = blobs(64)
+    sgd = keras.optimizers.SGD(learning_rate=0.03, momentum=0.5)
+    result = tk.fine_tune(
+        mlp(), (x, y), strategy=FeatureExtractor(), epochs=1, optimizer=sgd, verbose=0
+    )
+    assert result.cache.used
+    opt = result.model.optimizer
+    assert isinstance(opt, keras.optimizers.SGD) and opt is not sgd
+    assert math.isclose(float(opt.learning_rate), 0.03, rel_tol=1e-6)
+    assert math.isclose(float(opt.momentum), 0.5)
