@@ -266,3 +266,16 @@ def test_evaluation_batches_match_keras_predict():
     metrics = tk.metrics.evaluate(model, x, y, batch_size=64)
     expected = np.argmax(model.predict(x, batch_size=64, verbose=0), axis=1)
     assert metrics.accuracy == pytest.approx(float(np.mean(expected == y)))
+
+
+def test_cached_run_returns_a_model_compiled_with_the_users_optimizer():
+    x, y = blobs(64)
+    sgd = keras.optimizers.SGD(learning_rate=0.03, momentum=0.5)
+    result = tk.fine_tune(
+        mlp(), (x, y), strategy=FeatureExtractor(), epochs=1, optimizer=sgd, verbose=0
+    )
+    assert result.cache.used
+    opt = result.model.optimizer
+    assert isinstance(opt, keras.optimizers.SGD) and opt is not sgd
+    assert math.isclose(float(opt.learning_rate), 0.03, rel_tol=1e-6)
+    assert math.isclose(float(opt.momentum), 0.5)

@@ -243,8 +243,8 @@ def replace_head(
 
 def as_feature_extractor(
     model: Model,
-    cut: Boundary | None = None,
     *,
+    cut: Boundary | None = None,
     pooling: str | None = None,
     output: int | str | None = None,
 ) -> Model:

@@ -66,3 +66,16 @@ def _typed(hint: Any, value: Any) -> Any:
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
+
+
+class Record:
+    """Mixin: `to_dict` and `from_dict` for a frozen result dataclass."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict."""
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls: type[T], d: Mapping[str, Any]) -> T:
+        """Rebuilds the record from the output of `to_dict`."""
+        return from_dict(cls, d)

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,7 @@ HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "precision_macro", "recall_macr
 
 
 @dataclass(frozen=True)
-class ClassMetrics:
+class ClassMetrics(_serial.Record):
     """Precision, recall, F1 and support of a single class.
 
     Attributes:
@@ -63,18 +63,9 @@ class ClassMetrics:
     f1: float
     support: int
 
-    def to_dict(self) -> dict[str, Any]:
-        """The class metrics as a JSON-ready dict."""
-        return _serial.to_dict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ClassMetrics:
-        """Rebuilds a `ClassMetrics` from the output of `to_dict`."""
-        return _serial.from_dict(cls, d)
-
 
 @dataclass(frozen=True)
-class ClassificationMetrics:
+class ClassificationMetrics(_serial.Record):
     """Result of evaluating a classifier: headline scores, per-class scores, confusion matrix.
 
     All scores are computed with scikit-learn over the labels `range(num_classes)` with
@@ -136,15 +127,6 @@ class ClassificationMetrics:
     def headline(self) -> dict[str, float]:
         """The metrics named in `HEADLINE_METRICS` as a `{name: value}` dict."""
         return {name: float(getattr(self, name)) for name in HEADLINE_METRICS}
-
-    def to_dict(self) -> dict[str, Any]:
-        """The metrics as a JSON-ready dict (tuples as lists, `per_class` as dicts)."""
-        return _serial.to_dict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ClassificationMetrics:
-        """Rebuilds a `ClassificationMetrics` from the output of `to_dict`."""
-        return _serial.from_dict(cls, d)
 
     def __str__(self) -> str:
         width = max([len("class"), *(len(c.name) for c in self.per_class)])

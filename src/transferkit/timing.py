@@ -98,7 +98,7 @@ class Timer:
 
 
 @dataclass(frozen=True)
-class TrainingTiming:
+class TrainingTiming(_serial.Record):
     """Wall-clock cost of one training run.
 
     Attributes:
@@ -138,15 +138,6 @@ class TrainingTiming:
         if not self.epoch_seconds:
             return 0.0
         return float(sum(self.epoch_seconds) / len(self.epoch_seconds))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The timing as a JSON-ready dict (`epoch_seconds` as a list)."""
-        return _serial.to_dict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TrainingTiming:
-        """Rebuilds a `TrainingTiming` from the output of `to_dict`."""
-        return _serial.from_dict(cls, d)
 
 
 class EpochTimer(keras.callbacks.Callback):  # type: ignore[misc]
@@ -242,7 +233,7 @@ class EpochTimer(keras.callbacks.Callback):  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
-class InferenceTiming:
+class InferenceTiming(_serial.Record):
     """Result of `measure_inference`: best-of-N prediction time over a dataset.
 
     Attributes:
@@ -268,15 +259,6 @@ class InferenceTiming:
     seconds: float
     latency_ms_per_batch: float
     samples_per_second: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """The timing as a JSON-ready dict."""
-        return _serial.to_dict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> InferenceTiming:
-        """Rebuilds an `InferenceTiming` from the output of `to_dict`."""
-        return _serial.from_dict(cls, d)
 
 
 def measure_inference(
