@@ -16,7 +16,7 @@ from conftest import (
     random_images,
     weights_snapshot,
 )
-from transferkit._freeze import _all_layers
+from transferkit._layers import all_layers
 
 INPUT_SHAPES = {
     "lab_cnn": (28, 28, 1),
@@ -45,8 +45,8 @@ def test_copy_is_independent_with_same_weights_and_flags(zoo_model):
     assert flags_snapshot(twin) == flags
     assert_weights_equal(weights, weights_snapshot(twin))
     assert not {id(v) for v in twin.weights} & {id(v) for v in model.weights}
-    assert not {id(layer) for layer in _all_layers(twin)} & {
-        id(layer) for layer in _all_layers(model)
+    assert not {id(layer) for layer in all_layers(twin)} & {
+        id(layer) for layer in all_layers(model)
     }
     x, _ = random_images(4, INPUT_SHAPES[name], 2)
     np.testing.assert_array_equal(_np(twin(x)), _np(model(x)))

@@ -20,7 +20,7 @@ from conftest import (
     random_images,
     weights_snapshot,
 )
-from transferkit._freeze import _all_layers
+from transferkit._layers import all_layers
 
 LAB_PATHS = [
     "conv2d",
@@ -45,8 +45,8 @@ def _np(x):
 def assert_independent(new, original):
     """No layer and no variable of `original` is part of `new`."""
     assert not {id(v) for v in new.weights} & {id(v) for v in original.weights}
-    assert not {id(layer) for layer in _all_layers(new)} & {
-        id(layer) for layer in _all_layers(original)
+    assert not {id(layer) for layer in all_layers(new)} & {
+        id(layer) for layer in all_layers(original)
     }
 
 

@@ -151,4 +151,3 @@ def _copy_flags(source: Model, target: Model) -> None:
 
 
 # The old private names, still imported by `_lora`.
-_has_own_config, _layers, _same_layers = has_own_config, own_layers, same_layers

@@ -15,8 +15,6 @@ from ._layers import Boundary, LeafLayer, all_layers, leaf_layers, resolve_bound
 from .timing import count_params
 from .types import Layer, Model
 
-_all_layers = all_layers  # the old private name, still imported by `_lora` and the tests
-
 
 class RecompileWarning(UserWarning):
     """Trainable flags changed on a model that was already compiled.

@@ -85,7 +85,7 @@ def default_cut(model: Model) -> int:
     return classifier_index(leaf_layers(model))
 
 
-def _resolve_cut(model: Model, cut: Boundary | None, fn: str) -> int:
+def resolve_cut(model: Model, cut: Boundary | None, fn: str) -> int:
     """How many leading leaf layers the body keeps (validated: 0 < k < n, or n when `cut` is
     None and the model is headless)."""
     leaves = leaf_layers(model)
@@ -226,7 +226,7 @@ def replace_head(
     hidden = tuple(int(h) for h in hidden)
     if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}")
-    k = _resolve_cut(model, cut, "replace_head")
+    k = resolve_cut(model, cut, "replace_head")
     clone = copy_model(model)
     inputs, x = _body(clone, k)
     if len(x.shape) > 2:
@@ -291,7 +291,7 @@ def as_feature_extractor(
         raise ValueError(
             f"`pooling` must be one of None, 'avg', 'max'. Received: pooling={pooling!r}"
         )
-    k = _resolve_cut(model, cut, "as_feature_extractor")
+    k = resolve_cut(model, cut, "as_feature_extractor")
     clone = copy_model(model)
     inputs, x = _body(clone, k)
     if pooling is not None:

@@ -18,11 +18,11 @@ from typing import Any
 
 import keras
 
-from ._copy import _has_own_config, _layers, _same_layers
-from ._freeze import RecompileWarning, _all_layers, freeze
-from ._heads import _resolve_cut
-from ._layers import Boundary, leaf_layers
-from ._strategies import _Base, _fmt_boundary
+from ._copy import has_own_config, own_layers, same_layers
+from ._freeze import RecompileWarning, freeze
+from ._heads import resolve_cut
+from ._layers import Boundary, all_layers, leaf_layers
+from ._strategies import BaseStrategy, fmt_boundary
 from ._validate import check_positive_int, is_real
 from .types import Layer, Model
 
@@ -55,7 +55,7 @@ def _sublayers(model: Model, k: int) -> list[tuple[str, Layer]]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class LoRA(_Base):
+class LoRA(BaseStrategy):
     """Low-rank adaptation: the body is frozen, low-rank adapters on it and the head train.
 
     Every supported layer of the body (the leaf layers up to `cut`) gets Keras's LoRA adapters
@@ -133,7 +133,7 @@ class LoRA(_Base):
         if self.targets is not None:
             parts.append(f"targets=[{', '.join(_target_name(t) for t in self.targets)}]")
         if self.cut is not None:
-            parts.append(f"cut={_fmt_boundary(self.cut)}")
+            parts.append(f"cut={fmt_boundary(self.cut)}")
         return f"lora({', '.join(parts)})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,7 +145,7 @@ class LoRA(_Base):
 
     def plan(self, model: Model) -> tuple[int, list[Layer]]:
         """The body's leaf-layer count and the layers that get adapters; raises if none."""
-        k = _resolve_cut(model, self.cut, "LoRA")
+        k = resolve_cut(model, self.cut, "LoRA")
         body = _sublayers(model, k)
         if self.targets is None:
             chosen = [layer for _, layer in body if unsupported_reason(layer) is None]
@@ -186,7 +186,7 @@ class LoRA(_Base):
         merged = merge_lora(model)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RecompileWarning)  # keras-hub tasks self-compile
-            freeze(merged, _resolve_cut(merged, self.cut, "LoRA"))
+            freeze(merged, resolve_cut(merged, self.cut, "LoRA"))
         return merged
 
 
@@ -235,7 +235,7 @@ def _matches(model: Model, body: list[tuple[str, Layer]], k: int, target: str | 
 def _parents(model: Model) -> dict[int, Layer]:
     """Each sublayer's enclosing layer, by `id` (the first one, for a shared layer)."""
     out: dict[int, Layer] = {}
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         for sub in layer._flatten_layers(include_self=False, recursive=False):
             out.setdefault(id(sub), layer)
     return out
@@ -249,14 +249,14 @@ def _set_flags(model: Model, adapted: list[Layer], train: set[int]) -> None:
     parents first, as Keras's setter cascades. Then every variable gets its own flag, which
     freezes an adapted layer's kernel and bias.
     """
-    keep = {id(layer) for layer in _all_layers(model) if layer.trainable}
+    keep = {id(layer) for layer in all_layers(model) if layer.trainable}
     parents = _parents(model)
     for layer in adapted:
         node: Layer | None = layer
         while node is not None:
             keep.add(id(node))
             node = parents.get(id(node))
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         layer.trainable = id(layer) in keep
     for v in model.weights:
         v.trainable = id(v) in train
@@ -271,12 +271,12 @@ def _without_lora(layer: Layer) -> Layer:
 
 def _plain_twin(model: Model) -> Model:
     """`model`'s architecture with fresh weights and no LoRA (keras-hub tasks keep their class)."""
-    if _has_own_config(model):
+    if has_own_config(model):
         try:  # keras-hub models rebuild from their constructor arguments, without adapters
             twin = type(model).from_config(model.get_config())
         except Exception:  # the config may not round-trip: clone the layer graph instead
             twin = None
-        if twin is not None and twin.built and _same_layers(model, twin):
+        if twin is not None and twin.built and same_layers(model, twin):
             return twin
     clone = keras.models.clone_model(model, clone_function=_without_lora, recursive=True)
     if not clone.built:
@@ -292,12 +292,12 @@ def merge_lora(model: Model) -> Model:
     uses) into the twin's `load_own_variables`. `model` is not mutated; flags are all trainable.
     """
     twin = _plain_twin(model)
-    if not _same_layers(model, twin):
+    if not same_layers(model, twin):
         raise ValueError(
             f"Cannot merge the LoRA adapters of model {model.name!r}: its copy without adapters "
             "has a different layer structure."
         )
-    for source, target in zip(_layers(model), _layers(twin), strict=True):
+    for source, target in zip(own_layers(model), own_layers(twin), strict=True):
         store: dict[str, Any] = {}
         source.save_own_variables(store)
         # Fresh buffers: on JAX `assign` keeps the very array, and `fit` may donate it.

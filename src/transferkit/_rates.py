@@ -310,7 +310,7 @@ def block_multipliers(
 
 @dataclass(frozen=True, kw_only=True)
 class RateOptions:
-    """Strategy options for per-layer rates (a mixin before `_Base` in the bases)."""
+    """Strategy options for per-layer rates (a mixin before `BaseStrategy` in the bases)."""
 
     lr_mult: float | None = None
     layer_decay: float | None = None

@@ -18,7 +18,7 @@ from ._heads import default_cut
 from ._layers import Boundary, leaf_layers, resolve_boundary
 from ._lora import LoRA
 from ._rates import RateOptions
-from ._strategies import FullFineTune, Phase, _Base, _fmt_boundary
+from ._strategies import BaseStrategy, FullFineTune, Phase, fmt_boundary
 from .types import Model
 
 _POOLING = (
@@ -32,7 +32,7 @@ _POOLING = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class Scratch(_Base):
+class Scratch(BaseStrategy):
     """The control: the same architecture with every weight re-initialised, all training.
 
     Every weight (BatchNormalization statistics included) is drawn afresh by the layers' own
@@ -63,7 +63,7 @@ class Scratch(_Base):
 
 
 @dataclass(frozen=True, kw_only=True)
-class LinearProbeThenFineTune(RateOptions, _Base):
+class LinearProbeThenFineTune(RateOptions, BaseStrategy):
     """LP-FT: train the head on the frozen body, then fine-tune everything more gently.
 
     Phase 1 (`"probe"`) trains only the layers after `cut` (on cached activations where
@@ -107,7 +107,7 @@ class LinearProbeThenFineTune(RateOptions, _Base):
         Phase(epochs=self.probe_epochs, lr_scale=self.lr_scale)  # validates both
 
     def _describe(self) -> str:
-        cut = "" if self.cut is None else f", cut={_fmt_boundary(self.cut)}"
+        cut = "" if self.cut is None else f", cut={fmt_boundary(self.cut)}"
         return f"lp_ft(probe_epochs={self.probe_epochs}{cut})"
 
     def validate(self, model: Model) -> None:
@@ -139,7 +139,7 @@ class LinearProbeThenFineTune(RateOptions, _Base):
 
 
 @dataclass(frozen=True, kw_only=True)
-class GradualUnfreeze(RateOptions, _Base):
+class GradualUnfreeze(RateOptions, BaseStrategy):
     """Start with the head; unfreeze one more block from the top every `every` epochs.
 
     Blocks are the model's natural stages: the leaf layers after each pooling layer start a
@@ -202,7 +202,7 @@ class GradualUnfreeze(RateOptions, _Base):
     def _describe(self) -> str:
         parts = [f"every={self.every}"]
         if self.boundaries is not None:
-            parts.append(f"boundaries=[{', '.join(_fmt_boundary(b) for b in self.boundaries)}]")
+            parts.append(f"boundaries=[{', '.join(fmt_boundary(b) for b in self.boundaries)}]")
         return f"gradual({', '.join(parts)})"
 
     def stages(self, model: Model) -> list[int]:

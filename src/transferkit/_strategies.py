@@ -161,8 +161,6 @@ def fmt_boundary(value: Boundary | None) -> str:
 
 
 # The old private names, still imported by `_recipes` and `_lora`.
-_Base = BaseStrategy
-_fmt_boundary = fmt_boundary
 
 
 @dataclass(frozen=True, kw_only=True)
