@@ -88,8 +88,7 @@ def predict(model: Any, x: Any, batch_size: int, verbose: Any = 0) -> Any:
         return model.predict(x, batch_size=batch_size, verbose=verbose)
     out = np.empty((len(x), *first.shape[1:]), dtype=first.dtype)
     out[: len(first)] = first
-    for i in range(batch_size, len(x), batch_size):
-        out[i : i + batch_size] = model.predict_on_batch(x[i : i + batch_size])
+    predict_into(model, x[len(first) :], out[len(first) :], batch_size)  # a view: fills `out`
     return_free_memory()
     return out
 
