@@ -554,13 +554,13 @@ def tk_side(args: argparse.Namespace, weights: list[np.ndarray[Any, Any]]) -> di
     runs = {}
     for strategy, run in zip(args.strategies, comparison.runs, strict=True):
         runs[strategy] = {
-            "seconds": sum(p["seconds"] for p in run.phases),
-            "fit_seconds": run.timing.total_seconds,
+            "seconds": sum(p.seconds for p in run.phases),
+            "fit_seconds": run.timing.train_seconds,
             "test_accuracy": run.metrics.accuracy,
             "f1_macro": run.metrics.f1_macro,
             "epochs": run.epochs,
             "history": run.history,
-            "cache": run.cache,
+            "cache": run.cache.to_dict(),
         }
     return {
         "seconds": seconds,

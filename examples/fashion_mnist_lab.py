@@ -210,7 +210,7 @@ def starting_model(args: argparse.Namespace, split: Split) -> tuple[keras.Model,
     )
     print(
         f"  source validation accuracy {result.history['val_accuracy'][-1]:.4f} "
-        f"({result.timing.total_seconds:.1f} s)",
+        f"({result.timing.train_seconds:.1f} s)",
         flush=True,
     )
     model = tk.replace_head(result.model, 10)

@@ -210,8 +210,32 @@ def _set_compiled(compiled: bool) -> None:
         tf.config.run_functions_eagerly(not compiled)
 
 
+def _share_jax_compilations(config: pytest.Config) -> None:
+    """On JAX, reuse XLA executables across tests through JAX's persistent compilation cache.
+
+    Many tests train the same small models on the same shapes; each new Keras model jits its
+    train, test and predict functions afresh, which costs more than the few batches they run.
+    The cache (a temporary directory, removed at exit) serves identical programs: measured
+    184 s without it and 163 s with it for test_compare, test_heads and test_phases.
+    """
+    if keras.backend.backend() != "jax" or os.environ.get("TRANSFERKIT_TEST_JAX_CACHE") == "0":
+        return
+    import atexit
+    import shutil
+    import tempfile
+
+    import jax
+
+    cache_dir = tempfile.mkdtemp(prefix="transferkit-jax-cache-")
+    atexit.register(shutil.rmtree, cache_dir, ignore_errors=True)
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     _set_compiled(COMPILED)  # before any fixture builds or trains a model
+    _share_jax_compilations(config)
 
 
 @pytest.fixture(autouse=True)

@@ -37,9 +37,9 @@ def test_partial_and_feature_extractor_share_one_pass_in_a_comparison(data):
         batch_size=16, seeds=[0], verbose=0,
     )  # fmt: skip
     first, second = (run.cache for run in comparison.runs)
-    assert first["used"] and not first["shared"] and first["seconds"] > 0
-    assert second["used"] and second["shared"] and second["seconds"] == 0.0
-    assert first["feature_shape"] == second["feature_shape"] == [64]
+    assert first.used and not first.shared and first.seconds > 0
+    assert second.used and second.shared and second.seconds == 0.0
+    assert first.feature_shape == second.feature_shape == (64,)
     # The second strategy trains as it does on its own, without any cache.
     model = tiny_cnn()
     alone = tk.fine_tune(model, train, validation=validation, strategy=strategies[1], **FAST)

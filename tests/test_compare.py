@@ -71,10 +71,10 @@ def test_strategies_train_their_own_epochs_and_custom_strategies_work(capsys):
     assert by_name["top2"].timing.trainable_params == 78 + 21
     assert by_name["feature_extractor"].timing.trainable_params == 21
     assert by_name["full"].timing.trainable_params == 108 + 78 + 21
-    assert by_name["full"].cache["used"] is False
-    assert by_name["partial(upto=1)"].cache["used"] is True
-    assert by_name["feature_extractor"].cache["shared"] is False
-    assert by_name["fe_fast"].cache["shared"] is True
+    assert by_name["full"].cache.used is False
+    assert by_name["partial(upto=1)"].cache.used is True
+    assert by_name["feature_extractor"].cache.shared is False
+    assert by_name["fe_fast"].cache.shared is True
     assert comparison.config["epochs"] == 2
     assert [s["name"] for s in comparison.config["strategies"][:4]] == names[:4]
     assert comparison.config["strategies"][4] == TopLayersOnly(n=2).to_dict()
@@ -326,12 +326,12 @@ def test_a_feature_cache_with_a_memory_budget_is_respected():
         **common,
     )
     (run,) = starved.runs
-    assert run.cache["used"] is False
-    assert "over the cache's memory budget of 0 MiB" in run.cache["reason"]
+    assert run.cache.used is False
+    assert "over the cache's memory budget of 0 MiB" in run.cache.reason
     store = tk.FeatureCache()
     roomy = tk.compare_strategies(mlp(), ["feature_extractor"], cache=store, verbose=0, **common)
-    assert roomy.runs[0].cache["used"] is True
-    assert store.nbytes == roomy.runs[0].cache["nbytes"] > 0  # the caller's store holds them
+    assert roomy.runs[0].cache.used is True
+    assert store.nbytes == roomy.runs[0].cache.nbytes > 0  # the caller's store holds them
 
 
 @pytest.mark.parametrize("verbose", [3, -1, "yes", True])

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from transferkit import Comparison, RunRecord, SummaryRow  # noqa: E402
+from transferkit import CacheInfo, Comparison, RunRecord, SummaryRow  # noqa: E402
 from transferkit._comparison import summarize, t95  # noqa: E402
 from transferkit.metrics import metrics_from_predictions  # noqa: E402
 from transferkit.timing import TrainingTiming  # noqa: E402
@@ -40,7 +40,7 @@ def record(strategy, seed, correct, seconds=1.0, epochs=2, history=None):
         "val_accuracy": [0.55, 0.75],
     }
     timing = TrainingTiming(
-        total_seconds=seconds,
+        train_seconds=seconds,
         epoch_seconds=(seconds / 2 - 0.01, seconds / 2 - 0.01),
         samples_per_second=1000.0 / seconds,
         trainable_params=10,
@@ -53,7 +53,7 @@ def record(strategy, seed, correct, seconds=1.0, epochs=2, history=None):
         metrics=metrics_with_accuracy(correct),
         timing=timing,
         history=history,
-        cache={"used": strategy == "partial", "reason": "because"},
+        cache=CacheInfo(used=strategy == "partial", reason="because"),
     )
 
 

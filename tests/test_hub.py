@@ -268,7 +268,7 @@ def test_compare_strategies_runs_every_strategy():
     params = {s: run.timing.trainable_params for s, run in runs.items()}
     assert sum(w.size for w in weights) > params[partial.name] > params["feature_extractor"]
     assert params["feature_extractor"] == 64 * 3 + 3
-    assert runs["feature_extractor"].cache["used"] and not runs[partial.name].cache["used"]
+    assert runs["feature_extractor"].cache.used and not runs[partial.name].cache.used
     # keras-hub's own `fit` ignores `shuffle`: transferkit trains through a Functional view,
     # so the seed changes the batch order (and the spread over seeds is real)
     one, two = comparison.runs_of(partial.name)
@@ -285,7 +285,7 @@ def test_recipes_run_on_an_image_classifier(resnet_classifier):
         clf, ["scratch", "lp_ft", "gradual"], train=(x, y), validation=None, test=(x, y),
         epochs=3, batch_size=8, verbose=0,
     )  # fmt: skip
-    phases = {run.strategy: [(p["name"], p["cache"]["used"]) for p in run.phases]
+    phases = {run.strategy: [(p.name, p.cache.used) for p in run.phases]
               for run in comparison.runs}  # fmt: skip
     assert phases["scratch"] == [("phase0", False)]
     assert phases["lp_ft(probe_epochs=1)"] == [("probe", True), ("fine_tune", False)]

@@ -114,7 +114,7 @@ def test_report_has_every_table_row_plot_and_the_record(comparison, tmp_path):
     ]
     for cells, run in zip(runs[1:], comparison.runs, strict=True):
         assert cells[2] == f"{run.metrics.accuracy:.4f}"
-        assert cells[runs[0].index("cache")] == ("used" if run.cache["used"] else "not used")
+        assert cells[runs[0].index("cache")] == ("used" if run.cache.used else "not used")
         assert cells[runs[0].index("resumed")] == "no"
 
     assert len(page.images) == 2

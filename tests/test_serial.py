@@ -29,19 +29,31 @@ INFERENCE_V01 = {
 
 
 @pytest.mark.parametrize(
-    ("cls", "d"), [(TrainingTiming, TRAINING_V01), (InferenceTiming, INFERENCE_V01)]
+    ("cls", "d", "renamed"),
+    [
+        (TrainingTiming, TRAINING_V01, {"total_seconds": "train_seconds"}),
+        (InferenceTiming, INFERENCE_V01, {}),
+    ],
 )
-def test_reads_and_writes_the_0_1_format(cls: Any, d: dict[str, Any]) -> None:
+def test_reads_the_0_1_format(cls: Any, d: dict[str, Any], renamed: dict[str, str]) -> None:
     record = cls.from_dict(d)
-    assert record.to_dict() == d
-    assert list(record.to_dict()) == list(d)  # same keys, same order
+    assert record.to_dict() == {renamed.get(k, k): v for k, v in d.items()}
+    assert list(record.to_dict()) == [renamed.get(k, k) for k in d]  # same order
     assert cls.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+
+
+def test_total_seconds_is_the_deprecated_name_of_train_seconds() -> None:
+    t = TrainingTiming.from_dict(TRAINING_V01)
+    with pytest.warns(DeprecationWarning, match="use `train_seconds`"):
+        assert t.total_seconds == t.train_seconds == 3.5
+    both = TrainingTiming.from_dict({**TRAINING_V01, "train_seconds": 2.0})
+    assert both.train_seconds == 2.0  # the new key wins
 
 
 def test_lists_come_back_as_tuples_and_ints_as_floats() -> None:
     t = TrainingTiming.from_dict({**TRAINING_V01, "total_seconds": 3, "samples_per_second": None})
     assert t.epoch_seconds == (1.0, 2.5)
-    assert isinstance(t.total_seconds, float) and t.samples_per_second is None
+    assert isinstance(t.train_seconds, float) and t.samples_per_second is None
     assert TrainingTiming.from_dict({**TRAINING_V01, "extra": 1}).total_params == 50
 
 
@@ -61,9 +73,11 @@ class _Outer:
 def test_nested_records_round_trip() -> None:
     outer = _Outer("a", TrainingTiming.from_dict(TRAINING_V01), tags=("x", "y"))
     d = _serial.to_dict(outer)
-    assert d["timing"] == TRAINING_V01 and d["tags"] == ["x", "y"] and d["optional"] is None
+    assert d["timing"] == outer.timing.to_dict() and d["timing"]["train_seconds"] == 3.5
+    assert d["tags"] == ["x", "y"] and d["optional"] is None
     assert _serial.from_dict(_Outer, json.loads(json.dumps(d))) == outer
-    assert _serial.from_dict(_Outer, {"name": "b", "timing": TRAINING_V01}).tags == ()
+    old = _serial.from_dict(_Outer, {"name": "b", "timing": TRAINING_V01})  # 0.1's key, nested
+    assert old.tags == () and old.timing == outer.timing
 
 
 @pytest.mark.parametrize(

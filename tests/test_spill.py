@@ -12,8 +12,8 @@ import pytest
 import transferkit as tk
 from _train_helpers import TrainingProbe, images, split, tiny_cnn, weights_of
 from transferkit import FeatureCache, FeatureExtractor
-from transferkit._chunks import count_nonfinite, release_pages, row_chunks
-from transferkit._runlog import content_hash, hash_arrays
+from transferkit._chunks import count_nonfinite, hash_arrays, release_pages, row_chunks
+from transferkit._runlog import content_hash
 from transferkit._spill import FeatureStream
 
 CLOSE = {"rtol": 1e-4, "atol": 1e-6}
@@ -140,7 +140,7 @@ def test_compare_strategies_spills_and_cleans_up(own_temp):
         tiny_cnn(), [FeatureExtractor(cut="flatten")], train=train, validation=validation,
         test=(x, y), epochs=1, batch_size=16, verbose=0,
     )  # fmt: skip
-    assert comparison.runs[0].cache["location"] == "disk"
+    assert comparison.runs[0].cache.location == "disk"
     assert os.listdir(own_temp) == []
 
 

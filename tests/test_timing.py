@@ -105,7 +105,7 @@ def test_epoch_timer_in_real_fit() -> None:
 
     result = timer.to_timing()
     assert result.epoch_seconds == tuple(timer.epoch_seconds)
-    assert result.total_seconds == timer.train_seconds
+    assert result.train_seconds == timer.train_seconds
     assert result.seconds_per_epoch == pytest.approx(sum(timer.epoch_seconds) / 2)
     assert result.trainable_params == 15
     assert TrainingTiming.from_dict(json.loads(json.dumps(result.to_dict()))) == result
@@ -142,7 +142,7 @@ def test_epoch_timer_bad_num_samples(bad: Any) -> None:
 
 def test_training_timing() -> None:
     t = TrainingTiming(
-        total_seconds=4.0,
+        train_seconds=4.0,
         epoch_seconds=(1.0, 2.0, 0.5),
         samples_per_second=None,
         trainable_params=7,
@@ -155,7 +155,7 @@ def test_training_timing() -> None:
     assert d["epoch_seconds"] == [1.0, 2.0, 0.5]
     assert TrainingTiming.from_dict(json.loads(json.dumps(d))) == t
     with pytest.raises(dataclasses.FrozenInstanceError):
-        t.total_seconds = 1.0  # type: ignore[misc]
+        t.train_seconds = 1.0  # type: ignore[misc]
     del d["total_params"]
     with pytest.raises(ValueError, match=r"`d` is missing keys \['total_params'\]"):
         TrainingTiming.from_dict(d)

@@ -8,6 +8,7 @@ from ._cache import CacheInfo as CacheInfo
 from ._cache import FeatureCache as FeatureCache
 from ._compare import compare_strategies as compare_strategies
 from ._comparison import Comparison as Comparison
+from ._comparison import PhaseRecord as PhaseRecord
 from ._comparison import RunRecord as RunRecord
 from ._comparison import SummaryRow as SummaryRow
 from ._copy import copy_model as copy_model
@@ -23,7 +24,6 @@ from ._l2sp import L2SP as L2SP
 from ._layers import LeafLayer as LeafLayer
 from ._layers import leaf_layers as leaf_layers
 from ._lora import LoRA as LoRA
-from ._phases import PhaseRecord as PhaseRecord
 from ._rates import LayerRates as LayerRates
 from ._recipes import GradualUnfreeze as GradualUnfreeze
 from ._recipes import LinearProbeThenFineTune as LinearProbeThenFineTune

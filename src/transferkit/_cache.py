@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 import numpy as np
 
-from ._chunks import return_free_memory
+from . import _serial
+from ._chunks import hash_arrays, return_free_memory
 from ._feed import predict_into
 from ._layers import children
-from ._runlog import hash_arrays
 from ._spill import SpillDir, check_cache_dir, spill_features, spilled_path
 from .types import Layer, Model
 
@@ -41,7 +41,7 @@ _RANDOM_LAYERS: tuple[type, ...] = tuple(
 
 
 @dataclass(frozen=True)
-class CacheInfo:
+class CacheInfo(_serial.Record):
     """Whether a run trained on cached frozen-prefix activations, and why (not).
 
     Attributes:
@@ -67,12 +67,6 @@ class CacheInfo:
     shared: bool = False
     location: str = "memory"
     path: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict."""
-        d = asdict(self)
-        d["feature_shape"] = list(self.feature_shape)
-        return d
 
 
 @dataclass

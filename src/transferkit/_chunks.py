@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import mmap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -95,3 +95,11 @@ def update_hash(h: Any, array: np.ndarray[Any, Any]) -> None:
     for start in range(0, len(flat), CHUNK_BYTES):
         h.update(flat[start : start + CHUNK_BYTES])
         release_pages(array)
+
+
+def hash_arrays(h: Any, arrays: Sequence[np.ndarray[Any, Any]]) -> None:
+    """Feed every byte of `arrays` (with their shapes and dtypes) into the hash `h`."""
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        update_hash(h, a)  # in chunks: no copy of a large array, a memmap never all resident

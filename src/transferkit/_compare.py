@@ -275,9 +275,9 @@ def compare_strategies(
                 metrics=metrics,
                 timing=result.timing,
                 history=result.history,
-                cache=result.cache.to_dict(),
+                cache=result.cache,
                 validation=val_metrics,
-                phases=tuple(p.to_dict() for p in result.phases),
+                phases=result.phases,
             )
             if log is not None:
                 log.append(record)
@@ -285,7 +285,7 @@ def compare_strategies(
             cached = " (cached prefix)" if result.cache.used else ""
             progress.finish_run(
                 f"test accuracy {metrics.accuracy:.4f}, macro F1 {metrics.f1_macro:.4f}, "
-                f"{result.timing.total_seconds:.1f} s{cached}"
+                f"{result.timing.train_seconds:.1f} s{cached}"
             )
             del result
             gc.collect()

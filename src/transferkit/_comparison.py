@@ -12,12 +12,39 @@ from pathlib import Path
 from typing import Any
 
 from . import _serial
+from ._cache import CacheInfo
 from .metrics import ClassificationMetrics
 from .timing import TrainingTiming
 
 SUMMARY_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "train_seconds")
 BASELINE = "scratch"
 """The control that `Comparison.summary` and `to_markdown` report gains against."""
+
+
+@dataclass(frozen=True)
+class PhaseRecord(_serial.Record):
+    """What one phase of a run did.
+
+    Attributes:
+        name: The phase's name (`"phase0"` when it has none).
+        epochs: Epochs trained (fewer than planned if early stopping stopped it).
+        seconds: Wall time of the phase, computing cached activations included.
+        learning_rate: The phase's initial learning rate, or `None` for a schedule.
+        trainable_params: Parameters that trained in the phase.
+        cache: Whether the phase trained on cached activations, and why (not).
+        best_epoch: With early stopping, the epoch (1-based, counted over the run) whose
+            weights the phase kept; else `None`.
+        stopped_epoch: The epoch (1-based) at which early stopping ended the phase, or `None`.
+    """
+
+    name: str
+    epochs: int
+    seconds: float
+    learning_rate: float | None
+    trainable_params: int
+    cache: CacheInfo
+    best_epoch: int | None = None
+    stopped_epoch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -31,12 +58,12 @@ class RunRecord:
         metrics: Test-set metrics.
         timing: Training time, throughput and parameter counts.
         history: Per-epoch training history (`loss`, `accuracy`, `val_accuracy`, ...).
-        cache: The frozen-prefix cache record (used, reason, ...).
+        cache: Whether the run trained on cached frozen-prefix activations, and why (not).
         resumed: Whether the run was read back from an `output` file rather than trained now.
         validation: Validation-set metrics (what `Comparison.best` chooses on), or `None`
             without NumPy validation data.
-        phases: One dict per phase (`PhaseRecord.to_dict()`: epochs, seconds, learning rate,
-            cache, best and stopped epoch under early stopping).
+        phases: One `PhaseRecord` per phase (epochs, seconds, learning rate, cache, best and
+            stopped epoch under early stopping).
     """
 
     strategy: str
@@ -45,15 +72,15 @@ class RunRecord:
     metrics: ClassificationMetrics
     timing: TrainingTiming
     history: dict[str, list[float]]
-    cache: dict[str, Any] = field(default_factory=dict)
+    cache: CacheInfo = field(default_factory=lambda: CacheInfo(used=False, reason="not recorded"))
     resumed: bool = False
     validation: ClassificationMetrics | None = None
-    phases: tuple[dict[str, Any], ...] = ()
+    phases: tuple[PhaseRecord, ...] = ()
 
     def value(self, metric: str) -> float:
         """A headline number of this run: a metric name or `"train_seconds"`."""
         if metric == "train_seconds":
-            return float(self.timing.total_seconds)
+            return float(self.timing.train_seconds)
         return float(getattr(self.metrics, metric))
 
     def to_dict(self) -> dict[str, Any]:
@@ -259,8 +286,8 @@ class Comparison:
             writer.writerow([
                 run.strategy, run.seed, run.epochs, m.accuracy, m.precision_macro,
                 m.recall_macro, m.f1_macro, m.precision_weighted, m.recall_weighted,
-                m.f1_weighted, t.total_seconds, t.seconds_per_epoch, t.samples_per_second,
-                t.trainable_params, t.total_params, bool(run.cache.get("used", False)),
+                m.f1_weighted, t.train_seconds, t.seconds_per_epoch, t.samples_per_second,
+                t.trainable_params, t.total_params, run.cache.used,
             ])  # fmt: skip
         text = buffer.getvalue()
         if path is not None:

@@ -15,6 +15,7 @@ import numpy as np
 from ._cache import CacheInfo, CachePlan, FeatureCache, plan_cache
 from ._callbacks import make_early_stopping, see_full_model
 from ._chunks import return_free_memory
+from ._comparison import PhaseRecord
 from ._data import ArrayData
 from ._feed import (
     CACHED_VALIDATION_BATCH_SIZE,
@@ -38,36 +39,6 @@ class _ReturnMemory(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         return_free_memory()
-
-
-@dataclass(frozen=True)
-class PhaseRecord:
-    """What one phase of a run did.
-
-    Attributes:
-        name: The phase's name (`"phase0"` when it has none).
-        epochs: Epochs trained (fewer than planned if early stopping stopped it).
-        seconds: Wall time of the phase, computing cached activations included.
-        learning_rate: The phase's initial learning rate, or `None` for a schedule.
-        trainable_params: Parameters that trained in the phase.
-        cache: Whether the phase trained on cached activations, and why (not).
-        best_epoch: With early stopping, the epoch (1-based, counted over the run) whose
-            weights the phase kept; else `None`.
-        stopped_epoch: The epoch (1-based) at which early stopping ended the phase, or `None`.
-    """
-
-    name: str
-    epochs: int
-    seconds: float
-    learning_rate: float | None
-    trainable_params: int
-    cache: CacheInfo
-    best_epoch: int | None = None
-    stopped_epoch: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict."""
-        return {**self.__dict__, "cache": self.cache.to_dict()}
 
 
 def strategy_phases(strategy: Strategy, model: Model, epochs: int) -> tuple[Phase, ...]:

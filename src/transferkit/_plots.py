@@ -63,7 +63,7 @@ def plot_tradeoff(comparison: Comparison, path: str | Path | None, *, metric: st
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for strategy in comparison.strategies:
         runs = comparison.runs_of(strategy)
-        xs = [run.timing.total_seconds for run in runs]
+        xs = [run.timing.train_seconds for run in runs]
         ys = [run.value(metric) for run in runs]
         points = ax.scatter(xs, ys, alpha=0.5, label=strategy)
         ax.scatter(

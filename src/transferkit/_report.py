@@ -94,9 +94,9 @@ def _runs_table(comparison: Comparison) -> str:
             str(run.seed),
             _number(run.metrics.accuracy),
             _number(run.metrics.f1_macro),
-            _number(run.timing.total_seconds, 2),
+            _number(run.timing.train_seconds, 2),
             str(run.epochs),
-            "used" if run.cache.get("used") else "not used",
+            "used" if run.cache.used else "not used",
             _number(run.resumed),
         ]
         for run in comparison.runs

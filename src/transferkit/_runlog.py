@@ -24,20 +24,12 @@ from typing import Any
 import keras
 import numpy as np
 
-from ._chunks import update_hash
+from ._chunks import hash_arrays
 from ._comparison import RunRecord
 from .types import Model
 
 LOG_FORMAT = "transferkit-comparison-log"
 """The header's `format` field: what identifies a file as a transferkit comparison log."""
-
-
-def hash_arrays(h: Any, arrays: Sequence[np.ndarray[Any, Any]]) -> None:
-    """Feed every byte of `arrays` (with their shapes and dtypes) into the hash `h`."""
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.shape, a.dtype.str)).encode())
-        update_hash(h, a)  # in chunks: no copy of a large array, a memmap never all resident
 
 
 def content_hash(arrays: Sequence[np.ndarray[Any, Any]]) -> str:

@@ -6,6 +6,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -58,7 +59,8 @@ def _typed(hint: Any, value: Any) -> Any:
         options = [h for h in typing.get_args(hint) if h is not type(None)]
         return _typed(options[0], value) if len(options) == 1 else value
     if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
-        return from_dict(hint, value)  # type: ignore[arg-type]
+        # A record's own `from_dict` reads the formats of earlier releases too.
+        return getattr(hint, "from_dict", partial(from_dict, hint))(value)  # type: ignore[arg-type]
     if origin is tuple and isinstance(value, (list, tuple)):
         args = typing.get_args(hint)
         item = args[0] if len(args) == 2 and args[1] is Ellipsis else Any

@@ -12,12 +12,13 @@ import keras
 
 from ._cache import CacheInfo, FeatureCache
 from ._callbacks import EarlyStoppingSpec, check_early_stopping
+from ._comparison import PhaseRecord
 from ._copy import copy_model
 from ._data import ArrayData, Data, check_learning_rate, check_pair, default_loss
 from ._freeze import RecompileWarning
 from ._l2sp import attach_l2sp
 from ._layers import ensure_built
-from ._phases import PhaseRecord, PhaseRunner, check_phases, phase_optimizer, strategy_phases
+from ._phases import PhaseRunner, check_phases, phase_optimizer, strategy_phases
 from ._strategies import Strategy, resolve_strategy
 from ._validate import check_positive_int
 from .timing import TrainingTiming, count_params
@@ -35,7 +36,7 @@ class FitResult:
             strategy's `finish` returns it (for `LoRA`, a plain copy with merged adapters).
         history: Per-epoch metrics as plain lists (`loss`, `accuracy`, `val_loss`, ...).
         timing: Wall time, seconds per epoch, throughput and parameter counts. Its
-            `total_seconds` includes computing cached activations.
+            `train_seconds` includes computing cached activations.
         strategy: The strategy's name.
         epochs: Epochs trained.
         seed: The seed the run used, or `None`.
@@ -347,7 +348,7 @@ def fine_tune(
     total = time.perf_counter() - start
     trainable, total_params = count_params(prepared)
     timing = TrainingTiming(
-        total_seconds=float(total),
+        train_seconds=float(total),
         epoch_seconds=tuple(runner.epoch_seconds),
         samples_per_second=(
             len(train_arrays) * len(runner.epoch_seconds) / sum(runner.epoch_seconds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -102,7 +103,8 @@ class TrainingTiming(_serial.Record):
     """Wall-clock cost of one training run.
 
     Attributes:
-        total_seconds: Wall time of `fit`, from train begin to train end.
+        train_seconds: Wall time of `fit`, from train begin to train end (called
+            `total_seconds` before 0.2; that name still reads, with a `DeprecationWarning`).
         epoch_seconds: Wall time of each epoch (including its validation pass).
         samples_per_second: Training samples per second of epoch time; `None` when the
             number of samples is unknown.
@@ -121,11 +123,28 @@ class TrainingTiming(_serial.Record):
     ```
     """
 
-    total_seconds: float
+    train_seconds: float
     epoch_seconds: tuple[float, ...]
     samples_per_second: float | None
     trainable_params: int
     total_params: int
+
+    @property
+    def total_seconds(self) -> float:
+        """Deprecated name of `train_seconds`."""
+        warnings.warn(
+            "`TrainingTiming.total_seconds` is deprecated; use `train_seconds`.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.train_seconds
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainingTiming:
+        """Rebuilds the record from `to_dict`, reading the old `total_seconds` key too."""
+        if isinstance(d, Mapping) and "train_seconds" not in d and "total_seconds" in d:
+            d = {**d, "train_seconds": d["total_seconds"]}
+        return _serial.from_dict(cls, d)
 
     @property
     def num_epochs(self) -> int:
@@ -224,7 +243,7 @@ class EpochTimer(keras.callbacks.Callback):  # type: ignore[misc]
     def to_timing(self) -> TrainingTiming:
         """The times recorded for the last (or current) `fit` as a `TrainingTiming`."""
         return TrainingTiming(
-            total_seconds=float(self.train_seconds),
+            train_seconds=float(self.train_seconds),
             epoch_seconds=tuple(float(s) for s in self.epoch_seconds),
             samples_per_second=self.samples_per_second,
             trainable_params=int(self.trainable_params),
