@@ -9,8 +9,9 @@ each side on the lab CNN and Fashion-MNIST (batch 64, Adam), for `PartialFreeze(
 process, from the same initial weights; the activations are computed once before timing (a
 shared `FeatureCache`). It prints, per strategy, the median of the per-pair ratios
 `lab epoch seconds / transferkit epoch seconds` with their min and max, the cached-epoch seconds
-on this backend (run it once per `KERAS_BACKEND`), the CPU, and whether the target (>= 5x) is
-met.
+on this backend (run it once per `KERAS_BACKEND`), the CPU, whether the target (>= 5x) is
+met, and the arithmetic floor: the seconds of one epoch's two large matrix products alone on
+NumPy's BLAS, which no training step can go below.
 
 Usage:
 
@@ -29,6 +30,7 @@ import os
 import shlex
 import statistics
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,25 @@ def tk_epoch(strategy: str, model: keras.Model, data: dict[str, Any], store: Any
     return float(result.timing.epoch_seconds[-1])
 
 
+def matmul_floor(samples: int, features: int = 3136, units: int = 128) -> float:
+    """Seconds of one epoch's large products alone, on NumPy's BLAS: per batch of 64, the
+    batch times the kernel and the kernel's gradient (batch transposed times the output's
+    gradient). The rest of a step (activations, loss, Adam, the data feed) is left out, so
+    this is a floor no training step reaches; the median of 3 timings."""
+    rng = np.random.default_rng(0)
+    batch = rng.random((64, features), dtype=np.float32)
+    kernel = rng.random((features, units), dtype=np.float32)
+    grad = rng.random((64, units), dtype=np.float32)
+    steps, times = -(-samples // 64), []
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(steps):
+            batch @ kernel
+            batch.T @ grad
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=50000, help="training images")
@@ -156,12 +177,21 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['max_ratio']:.2f} | {r['cached_epoch_seconds']:.2f} "
             f"| {'met' if r['met'] else 'missed'} |"
         )
+    floor = matmul_floor(args.samples)
+    gflops = 4 * 64 * 3136 * 128 * -(-args.samples // 64) / floor / 1e9
+    lines += [
+        "",
+        f"Arithmetic floor: the 3136 x 128 kernel's two products over one epoch take "
+        f"{floor:.2f} s on NumPy's BLAS here ({gflops:.0f} GFLOP/s); a cached epoch above is "
+        "that plus the rest of Keras's step (activations, loss, Adam's update of 0.4 M "
+        "weights, the data feed, validation).",
+    ]
     lines += ["", f"Produced by `{command}` (KERAS_BACKEND={backend}) on {machine_info()}."]
     text = "\n".join(lines)
     print("\n" + text)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "head_step.md").write_text(text + "\n")
-    summary = {"backend": backend, "samples": args.samples, "rows": rows}
+    summary = {"backend": backend, "samples": args.samples, "rows": rows, "matmul_floor": floor}
     (args.output_dir / "head_step.json").write_text(json.dumps(summary, indent=2) + "\n")
     return 0 if np.isfinite([r["median_ratio"] for r in rows]).all() else 1
 

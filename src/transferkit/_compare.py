@@ -143,22 +143,19 @@ def compare_strategies(
 
     Example:
     ```python
-    import keras
     import numpy as np
     from transferkit import compare_strategies
+    from transferkit.models import lab_cnn
 
-    model = keras.Sequential([
-        keras.Input((8,)),
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dense(3, activation="softmax"),
-    ])
-    x, y = np.random.rand(96, 8).astype("float32"), np.random.randint(0, 3, 96)
-    data = (x[:64], y[:64])
+    rng = np.random.default_rng(0)
+    x, y = rng.random((96, 28, 28, 1), dtype="float32"), rng.integers(0, 10, 96)
     comparison = compare_strategies(
-        model, ["full", "feature_extractor"], train=data, validation=None,
+        lab_cnn(), ["full", "feature_extractor"], train=(x[:64], y[:64]),
         test=(x[64:], y[64:]), epochs=1, seeds=2, verbose=0,
     )
-    assert len(comparison.runs) == 4
+    assert [(run.strategy, run.seed) for run in comparison.runs] == [
+        ("full", 0), ("full", 1), ("feature_extractor", 0), ("feature_extractor", 1)
+    ]
     print(comparison.to_markdown())
     ```
     """
@@ -225,6 +222,22 @@ def compare_strategies(
     shared_cache = cache if isinstance(cache, FeatureCache) else FeatureCache() if cache else None
     runs: list[RunRecord] = []
     total = len(strategy_list) * len(seed_list)
+    run_options: dict[str, Any] = {  # what every run shares, as `fine_tune` takes it
+        "validation": validation,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "learning_rate": learning_rate,
+        "loss": loss,
+        "callbacks": callbacks,
+        "verbose": 1 if verbose >= 2 else 0,
+        "copy": True,
+        "cache": shared_cache if shared_cache is not None else False,
+        "steps_per_execution": steps_per_execution,
+        "jit_compile": jit_compile,
+        "precision": precision,
+        "early_stopping": early_stopping,
+    }
     progress = RunProgress(total, verbose=verbose)
     try:
         for strategy, seed in [(s, seed) for s in strategy_list for seed in seed_list]:
@@ -236,26 +249,7 @@ def compare_strategies(
                 )
                 continue
             progress.start_run(strategy.name, seed)
-            result = fine_tune(
-                start,
-                train,
-                validation=validation,
-                strategy=strategy,
-                epochs=epochs,
-                batch_size=batch_size,
-                optimizer=optimizer,
-                learning_rate=learning_rate,
-                loss=loss,
-                callbacks=callbacks,
-                seed=seed,
-                verbose=1 if verbose >= 2 else 0,
-                copy=True,
-                cache=shared_cache if shared_cache is not None else False,
-                steps_per_execution=steps_per_execution,
-                jit_compile=jit_compile,
-                precision=precision,
-                early_stopping=early_stopping,
-            )
+            result = fine_tune(start, train, strategy=strategy, seed=seed, **run_options)
             names = list(class_names) if class_names is not None else None
             metrics = evaluate(
                 result.model,

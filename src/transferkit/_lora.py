@@ -23,7 +23,7 @@ from ._freeze import RecompileWarning, freeze
 from ._heads import resolve_cut
 from ._layers import Boundary, all_layers, leaf_layers
 from ._strategies import BaseStrategy, fmt_boundary
-from ._validate import check_positive_int, is_real
+from ._validate import check_list, check_positive_int, is_real
 from .types import Layer, Model
 
 SUPPORTED = "Dense, EinsumDense, Embedding, Conv1D, Conv2D and Conv3D"
@@ -115,16 +115,9 @@ class LoRA(BaseStrategy):
                 "`alpha` must be a positive number (or None for `rank`). "
                 f"Received: alpha={self.alpha!r}"
             )
-        if self.targets is not None and (
-            isinstance(self.targets, str)
-            or not isinstance(self.targets, Sequence)
-            or not all(_is_target(t) for t in self.targets)
-            or not self.targets
-        ):
-            raise ValueError(
-                "`targets` must be a non-empty list of layer names and layer classes, or None. "
-                f"Received: targets={self.targets!r}"
-            )
+        check_list(
+            self.targets, "targets", "a non-empty list of layer names and layer classes", _is_target
+        )
 
     def _describe(self) -> str:
         parts = [f"rank={self.rank}"]

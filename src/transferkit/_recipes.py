@@ -19,6 +19,7 @@ from ._layers import Boundary, leaf_layers, resolve_boundary
 from ._lora import LoRA
 from ._rates import RateOptions
 from ._strategies import BaseStrategy, FullFineTune, Phase, fmt_boundary
+from ._validate import check_list
 from .types import Model
 
 _POOLING = (
@@ -191,13 +192,8 @@ class GradualUnfreeze(RateOptions, BaseStrategy):
                 "`GradualUnfreeze`'s blocks are its phases: pass `boundaries` instead of "
                 f"`blocks`. Received: blocks={self.blocks!r}"
             )
-        if self.boundaries is not None and (
-            isinstance(self.boundaries, str) or not isinstance(self.boundaries, Sequence)
-        ):
-            raise ValueError(
-                "`boundaries` must be a list of layer names, indices or layers. "
-                f"Received: boundaries={self.boundaries!r}"
-            )
+        allowed = "a list of layer names, indices or layers"
+        check_list(self.boundaries, "boundaries", allowed, empty=True)
 
     def _describe(self) -> str:
         parts = [f"every={self.every}"]

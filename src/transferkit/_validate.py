@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any, TypeGuard
 
 import keras
@@ -37,6 +38,23 @@ def check_number(value: Any, arg: str, *, positive: bool = False, note: str = ""
         return
     sign = ">" if positive else ">="
     raise ValueError(f"`{arg}` must be a finite number {sign} 0{note}. Received: {arg}={value!r}")
+
+
+def check_list(
+    value: Any, arg: str, allowed: str, item: Any = None, *, empty: bool = False
+) -> None:
+    """Raise a Keras-style `ValueError` unless `value` is None or a sequence other than a string,
+    non-empty unless `empty`, whose items all pass `item` (a predicate; any item when None).
+    `allowed` says what is allowed, e.g. "a non-empty list of layer names"."""
+    if value is None:
+        return
+    if (
+        isinstance(value, str)
+        or not isinstance(value, Sequence)
+        or not (value or empty)
+        or (item is not None and not all(item(v) for v in value))
+    ):
+        raise ValueError(f"`{arg}` must be {allowed}, or None. Received: {arg}={value!r}")
 
 
 def check_epochs(epochs: Any) -> None:
