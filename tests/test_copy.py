@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import transferkit as tk
-from conftest import (
+from _fixtures import (
     LEAF_COUNTS,
     assert_weights_equal,
     fit_once,

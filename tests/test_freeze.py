@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import transferkit as tk
-from conftest import (
+from _fixtures import (
     BUILDERS,
     LEAF_COUNTS,
     MOBILENET_NAME,
@@ -591,7 +591,7 @@ def _unbuilt_sequential():
 
 
 def _uncalled_subclassed():
-    from conftest import SubclassedNet
+    from _fixtures import SubclassedNet
 
     return SubclassedNet(name="unbuilt")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import transferkit as tk
-from conftest import (
+from _fixtures import (
     BUILDERS,
     MOBILENET_NAME,
     assert_weights_equal,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import transferkit as tk
-from conftest import assert_weights_equal, count, flags_snapshot, random_images, weights_snapshot
+from _fixtures import assert_weights_equal, count, flags_snapshot, random_images, weights_snapshot
 
 keras_hub = pytest.importorskip("keras_hub")
 

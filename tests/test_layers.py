@@ -8,7 +8,7 @@ import keras
 import pytest
 
 import transferkit as tk
-from conftest import LEAF_COUNTS, MOBILENET_NAME, flags_snapshot
+from _fixtures import LEAF_COUNTS, MOBILENET_NAME, flags_snapshot
 from transferkit._layers import resolve_boundary
 
 LAB_PATHS = [

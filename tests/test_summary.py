@@ -9,7 +9,7 @@ import keras
 import pytest
 
 import transferkit as tk
-from conftest import LEAF_COUNTS, MOBILENET_NAME, count, flags_snapshot, leaf_flags
+from _fixtures import LEAF_COUNTS, MOBILENET_NAME, count, flags_snapshot, leaf_flags
 
 LAB_ROWS = [
     (0, "conv2d", "Conv2D", 320, False),

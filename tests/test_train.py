@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import transferkit as tk
+from _fixtures import COMPILED
 from _train_helpers import (
     ArraySequence,
     TopLayersOnly,
@@ -25,7 +26,6 @@ from _train_helpers import (
     tiny_cnn,
     weights_of,
 )
-from conftest import COMPILED
 from transferkit import FeatureExtractor, FullFineTune, PartialFreeze
 from transferkit.metrics import evaluate
 
