@@ -51,7 +51,7 @@ def test_strategies_train_their_own_epochs_and_custom_strategies_work(capsys):
     ]
     comparison = tk.compare_strategies(
         model, strategies, train=train, validation=validation, test=test, epochs=2,
-        batch_size=16, seeds=1, verbose=0,
+        batch_size=32, seeds=1, verbose=0,
     )  # fmt: skip
     assert capsys.readouterr().out == ""  # verbose=0 prints nothing
     assert isinstance(comparison, tk.Comparison)

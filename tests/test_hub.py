@@ -283,7 +283,7 @@ def test_recipes_run_on_an_image_classifier(resnet_classifier):
     x, y = random_images(24, SHAPE, 3)
     comparison = tk.compare_strategies(
         clf, ["scratch", "lp_ft", "gradual"], train=(x, y), validation=None, test=(x, y),
-        epochs=3, batch_size=8, verbose=0,
+        epochs=3, batch_size=12, verbose=0,
     )  # fmt: skip
     phases = {run.strategy: [(p.name, p.cache.used) for p in run.phases]
               for run in comparison.runs}  # fmt: skip

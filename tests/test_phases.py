@@ -223,7 +223,7 @@ def test_comparison_with_scratch_gains_and_choice_on_validation(data, tmp_path):
     train, val = (data[0][:48], data[1][:48]), (data[0][48:], data[1][48:])
     log = tmp_path / "runs.jsonl"
     kwargs = dict(
-        train=train, validation=val, test=val, epochs=2, seeds=2, batch_size=16, verbose=0,
+        train=train, validation=val, test=val, epochs=2, seeds=2, batch_size=24, verbose=0,
         learning_rate=0.01, output=log, jit_compile=False,
     )  # fmt: skip
     model = tiny_cnn()
