@@ -19,6 +19,10 @@ import pytest
 import transferkit as tk
 from transferkit import models
 
+EXAMPLES_BACKEND = "torch"
+"""The pass that runs the usage examples (docstring examples, unmarked docs blocks): once in
+the matrix, in its quickest pass; the unit tests check behaviour on every backend."""
+
 MOBILENET_NAME = "mobilenetv2_0.35_32"
 """Name Keras gives `MobileNetV2(alpha=0.35, input_shape=(32, 32, 3))`."""
 

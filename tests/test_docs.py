@@ -3,11 +3,11 @@
 Every ```python block of a page runs, in order, in one namespace per page (in a temporary
 working directory). A block is left out when the line before it is an HTML comment:
 `<!-- skip -->` for genuinely slow or networked code, `<!-- backend: jax -->` for code that only
-runs on one Keras backend. `<!-- backend: torch -->` also marks the slow blocks that only repeat,
-on more runs, API behaviour the unit tests check on every backend (the multi-seed comparisons
-of the tutorial and guides, resuming from `output=` logs, gains and choice, custom phased
-strategies): they run in the PyTorch pass, the quickest of the matrix, so each page's code
-still runs once.
+runs on one Keras backend (it runs in that backend's pass, after the unmarked blocks before
+it). Unmarked blocks, like the docstring examples, run once in the matrix, in the
+`EXAMPLES_BACKEND` pass (PyTorch, the quickest): they show how the API is used, and the unit
+tests check its behaviour on every backend. So `<!-- backend: torch -->`, once the mark of
+the slow blocks, now only keeps a block out of the other passes' page setup.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import keras
 import pytest
 
 import transferkit
+from _fixtures import EXAMPLES_BACKEND
 from transferkit.datasets import find_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,14 +46,22 @@ def _marker_before(text: str, start: int) -> str | None:
 
 
 def code_blocks(path: Path) -> list[tuple[int, str]]:
-    """`(line number, code)` of each ```python block of a page that runs on this backend."""
+    """`(line number, code)` of each ```python block of a page that runs on this backend.
+
+    In the `EXAMPLES_BACKEND` pass: the unmarked blocks and its own. In another pass: its own
+    blocks, with the unmarked blocks before them (the page's setup they build on).
+    """
     text = path.read_text(encoding="utf-8")
+    here = keras.backend.backend()
     blocks = []
     for match in _FENCE.finditer(text):
-        if _marker_before(text, match.start()) not in (None, keras.backend.backend()):
-            continue
-        blocks.append((text.count("\n", 0, match.start()) + 2, match.group(1)))
-    return blocks
+        marker = _marker_before(text, match.start())
+        if marker in (None, here):
+            blocks.append((text.count("\n", 0, match.start()) + 2, match.group(1), marker))
+    if here != EXAMPLES_BACKEND:
+        own = [i for i, (_, _, marker) in enumerate(blocks) if marker == here]
+        blocks = blocks[: own[-1] + 1] if own else []
+    return [(line, code) for line, code, _ in blocks]
 
 
 @pytest.mark.parametrize("page", RUNNABLE_PAGES)
@@ -71,7 +80,7 @@ def test_page_code_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert _FENCE.search(path.read_text(encoding="utf-8")), f"{page} has no ```python block"
     blocks = code_blocks(path)
     if not blocks:
-        pytest.skip(f"every block of {page} is marked for another backend's pass")
+        pytest.skip(f"no block of {page} runs in the {keras.backend.backend()} pass")
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": f"docs_{path.stem}"}
     try:

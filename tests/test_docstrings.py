@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from _fixtures import EXAMPLES_BACKEND
+
 MODULES = (
     "transferkit",
     "transferkit.metrics",
@@ -181,6 +183,7 @@ def test_every_example_asserts_what_it_shows():
     assert silent == set()  # an example that only shows a value cannot fail on a wrong one
 
 
+@pytest.mark.backend(EXAMPLES_BACKEND, reason="usage examples run once in the matrix")
 @pytest.mark.parametrize(("qualname", "blocks"), PARAMS)
 def test_docstring_example_runs(qualname, blocks, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
