@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from transferkit import CacheInfo, Comparison, RunRecord, SummaryRow  # noqa: E402
-from transferkit._comparison import summarize, t95  # noqa: E402
+from transferkit.comparison._records import summarize, t95  # noqa: E402
 from transferkit.metrics import metrics_from_predictions  # noqa: E402
 from transferkit.timing import TrainingTiming  # noqa: E402
 

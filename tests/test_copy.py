@@ -16,7 +16,7 @@ from _fixtures import (
     random_images,
     weights_snapshot,
 )
-from transferkit._layers import all_layers
+from transferkit.freezing._layers import all_layers
 
 INPUT_SHAPES = {
     "lab_cnn": (28, 28, 1),

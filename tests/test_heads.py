@@ -20,7 +20,7 @@ from _fixtures import (
     random_images,
     weights_snapshot,
 )
-from transferkit._layers import all_layers
+from transferkit.freezing._layers import all_layers
 
 LAB_PATHS = [
     "conv2d",

@@ -17,7 +17,7 @@ from _train_helpers import (
     tiny_cnn,
     weights_of,
 )
-from transferkit._l2sp import attach_l2sp
+from transferkit.strategies._l2sp import attach_l2sp
 
 FAST = {"verbose": 0, "seed": 0, "jit_compile": False, "batch_size": 16}
 

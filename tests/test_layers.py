@@ -9,7 +9,7 @@ import pytest
 
 import transferkit as tk
 from _fixtures import LEAF_COUNTS, MOBILENET_NAME, flags_snapshot
-from transferkit._layers import resolve_boundary
+from transferkit.freezing._layers import resolve_boundary
 
 LAB_PATHS = [
     "conv2d",

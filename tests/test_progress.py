@@ -15,7 +15,7 @@ import pytest
 
 import transferkit as tk
 from _train_helpers import blobs, mlp, split
-from transferkit._progress import RunProgress
+from transferkit.comparison._progress import RunProgress
 
 TIMES = r" \| elapsed \d+:\d\d:\d\d \| ETA (\d+:\d\d:\d\d|unknown)$"
 

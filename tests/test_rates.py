@@ -23,7 +23,7 @@ from _train_helpers import (
     tiny_cnn,
     weights_of,
 )
-from transferkit._rates import block_multipliers
+from transferkit.strategies._rates import block_multipliers
 
 # mlp leaves: h1(0) h2(1) out(2); blocks=[1, 2] makes each its own block.
 BLOCKS = [1, 2]

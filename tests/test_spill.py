@@ -13,8 +13,8 @@ import transferkit as tk
 from _train_helpers import TrainingProbe, images, split, tiny_cnn, weights_of
 from transferkit import FeatureCache, FeatureExtractor
 from transferkit._chunks import count_nonfinite, hash_arrays, release_pages, row_chunks
-from transferkit._runlog import content_hash
-from transferkit._spill import FeatureStream
+from transferkit._serial import content_hash
+from transferkit.training._spill import FeatureStream
 
 CLOSE = {"rtol": 1e-4, "atol": 1e-6}
 

@@ -4,42 +4,42 @@ Importing transferkit imports Keras (and so the backend Keras is configured for)
 else heavy: it never imports TensorFlow by itself when another Keras backend is selected.
 """
 
-from ._cache import CacheInfo as CacheInfo
-from ._cache import FeatureCache as FeatureCache
-from ._compare import compare_strategies as compare_strategies
-from ._comparison import Comparison as Comparison
-from ._comparison import PhaseRecord as PhaseRecord
-from ._comparison import RunRecord as RunRecord
-from ._comparison import SummaryRow as SummaryRow
-from ._copy import copy_model as copy_model
-from ._freeze import FreezeReport as FreezeReport
-from ._freeze import RecompileWarning as RecompileWarning
-from ._freeze import TrainableState as TrainableState
-from ._freeze import freeze as freeze
-from ._freeze import frozen as frozen
-from ._freeze import unfreeze as unfreeze
-from ._heads import as_feature_extractor as as_feature_extractor
-from ._heads import replace_head as replace_head
-from ._l2sp import L2SP as L2SP
-from ._layers import LeafLayer as LeafLayer
-from ._layers import leaf_layers as leaf_layers
-from ._lora import LoRA as LoRA
-from ._rates import LayerRates as LayerRates
-from ._recipes import GradualUnfreeze as GradualUnfreeze
-from ._recipes import LinearProbeThenFineTune as LinearProbeThenFineTune
-from ._recipes import Scratch as Scratch
-from ._strategies import FeatureExtractor as FeatureExtractor
-from ._strategies import FullFineTune as FullFineTune
-from ._strategies import PartialFreeze as PartialFreeze
-from ._strategies import Phase as Phase
-from ._strategies import Strategy as Strategy
-from ._strategies import resolve_strategy as resolve_strategy
-from ._summary import LayerInfo as LayerInfo
-from ._summary import TrainableSummary as TrainableSummary
-from ._summary import trainable_summary as trainable_summary
-from ._train import FitResult as FitResult
-from ._train import fine_tune as fine_tune
 from ._version import __version__ as __version__
+from .comparison import Comparison as Comparison
+from .comparison import RunRecord as RunRecord
+from .comparison import SummaryRow as SummaryRow
+from .comparison import compare_strategies as compare_strategies
+from .freezing import FreezeReport as FreezeReport
+from .freezing import LayerInfo as LayerInfo
+from .freezing import LeafLayer as LeafLayer
+from .freezing import RecompileWarning as RecompileWarning
+from .freezing import TrainableState as TrainableState
+from .freezing import TrainableSummary as TrainableSummary
+from .freezing import as_feature_extractor as as_feature_extractor
+from .freezing import copy_model as copy_model
+from .freezing import freeze as freeze
+from .freezing import frozen as frozen
+from .freezing import leaf_layers as leaf_layers
+from .freezing import replace_head as replace_head
+from .freezing import trainable_summary as trainable_summary
+from .freezing import unfreeze as unfreeze
+from .strategies import L2SP as L2SP
+from .strategies import FeatureExtractor as FeatureExtractor
+from .strategies import FullFineTune as FullFineTune
+from .strategies import GradualUnfreeze as GradualUnfreeze
+from .strategies import LayerRates as LayerRates
+from .strategies import LinearProbeThenFineTune as LinearProbeThenFineTune
+from .strategies import LoRA as LoRA
+from .strategies import PartialFreeze as PartialFreeze
+from .strategies import Phase as Phase
+from .strategies import Scratch as Scratch
+from .strategies import Strategy as Strategy
+from .strategies import resolve_strategy as resolve_strategy
+from .training import CacheInfo as CacheInfo
+from .training import FeatureCache as FeatureCache
+from .training import FitResult as FitResult
+from .training import PhaseRecord as PhaseRecord
+from .training import fine_tune as fine_tune
 
 __all__ = [
     "Comparison",

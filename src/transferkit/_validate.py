@@ -97,3 +97,24 @@ def sample_count(x: Any, *, finite: bool = False) -> int:
             "Clean or impute the inputs first (e.g. `np.nan_to_num`)."
         )
     return n
+
+
+def check_learning_rate(learning_rate: Any) -> None:
+    """Refuse a learning rate that is not a finite number > 0 or a schedule (None: default)."""
+    import keras
+
+    if learning_rate is None or isinstance(
+        learning_rate, keras.optimizers.schedules.LearningRateSchedule
+    ):
+        return
+    if (
+        isinstance(learning_rate, bool | np.bool_)
+        or not isinstance(learning_rate, numbers.Real)
+        or not math.isfinite(float(learning_rate))
+        or learning_rate <= 0
+    ):
+        raise ValueError(
+            "`learning_rate` must be a finite number > 0 (a negative rate climbs the loss), a "
+            "`keras.optimizers.schedules.LearningRateSchedule`, or None for the optimizer's "
+            f"default. Received: learning_rate={learning_rate!r}"
+        )

@@ -16,10 +16,10 @@ import numpy.typing as npt
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from . import _serial
-from ._data import output_activation, output_units
-from ._feed import predict
 from ._labels import check_class_names, check_labels, class_names_for, to_labels
 from ._validate import as_numpy, check_positive_int, sample_count
+from .freezing._layers import output_activation, output_units
+from .training._feed import predict
 from .types import IntArray, Model
 
 __all__ = [

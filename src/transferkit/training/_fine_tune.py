@@ -10,19 +10,19 @@ from typing import Any, Literal
 
 import keras
 
+from .._validate import check_learning_rate, check_positive_int
+from ..freezing._copy import copy_model
+from ..freezing._freeze import RecompileWarning
+from ..freezing._layers import ensure_built
+from ..strategies._l2sp import attach_l2sp
+from ..strategies._resolve import resolve_strategy
+from ..strategies._strategy import Strategy
+from ..timing import TrainingTiming, count_params
+from ..types import Model
 from ._cache import CacheInfo, FeatureCache
 from ._callbacks import EarlyStoppingSpec, check_early_stopping
-from ._comparison import PhaseRecord
-from ._copy import copy_model
-from ._data import ArrayData, Data, check_learning_rate, check_pair, default_loss
-from ._freeze import RecompileWarning
-from ._l2sp import attach_l2sp
-from ._layers import ensure_built
-from ._phases import PhaseRunner, check_phases, phase_optimizer, strategy_phases
-from ._strategies import Strategy, resolve_strategy
-from ._validate import check_positive_int
-from .timing import TrainingTiming, count_params
-from .types import Model
+from ._data import ArrayData, Data, check_pair, default_loss
+from ._phases import PhaseRecord, PhaseRunner, check_phases, phase_optimizer, strategy_phases
 
 Auto = Literal["auto"]
 

@@ -5,148 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _serial
-from ._cache import CacheInfo
-from .metrics import ClassificationMetrics
-from .timing import TrainingTiming
-
-SUMMARY_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "train_seconds")
-BASELINE = "scratch"
-"""The control that `Comparison.summary` and `to_markdown` report gains against."""
-
-
-@dataclass(frozen=True)
-class PhaseRecord(_serial.Record):
-    """What one phase of a run did.
-
-    Attributes:
-        name: The phase's name (`"phase0"` when it has none).
-        epochs: Epochs trained (fewer than planned if early stopping stopped it).
-        seconds: Wall time of the phase, computing cached activations included.
-        learning_rate: The phase's initial learning rate, or `None` for a schedule.
-        trainable_params: Parameters that trained in the phase.
-        cache: Whether the phase trained on cached activations, and why (not).
-        best_epoch: With early stopping, the epoch (1-based, counted over the run) whose
-            weights the phase kept; else `None`.
-        stopped_epoch: The epoch (1-based) at which early stopping ended the phase, or `None`.
-    """
-
-    name: str
-    epochs: int
-    seconds: float
-    learning_rate: float | None
-    trainable_params: int
-    cache: CacheInfo
-    best_epoch: int | None = None
-    stopped_epoch: int | None = None
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One strategy trained with one seed and evaluated on the test set.
-
-    Attributes:
-        strategy: The strategy's name.
-        seed: The seed of the run.
-        epochs: Epochs trained.
-        metrics: Test-set metrics.
-        timing: Training time, throughput and parameter counts.
-        history: Per-epoch training history (`loss`, `accuracy`, `val_accuracy`, ...).
-        cache: Whether the run trained on cached frozen-prefix activations, and why (not).
-        resumed: Whether the run was read back from an `output` file rather than trained now.
-        validation: Validation-set metrics (what `Comparison.best` chooses on), or `None`
-            without NumPy validation data.
-        phases: One `PhaseRecord` per phase (epochs, seconds, learning rate, cache, best and
-            stopped epoch under early stopping).
-    """
-
-    strategy: str
-    seed: int
-    epochs: int
-    metrics: ClassificationMetrics
-    timing: TrainingTiming
-    history: dict[str, list[float]]
-    cache: CacheInfo = field(default_factory=lambda: CacheInfo(used=False, reason="not recorded"))
-    resumed: bool = False
-    validation: ClassificationMetrics | None = None
-    phases: tuple[PhaseRecord, ...] = ()
-
-    def value(self, metric: str) -> float:
-        """A headline number of this run: a metric name or `"train_seconds"`."""
-        if metric == "train_seconds":
-            return float(self.timing.train_seconds)
-        return float(getattr(self.metrics, metric))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (what `output=` files hold, one per line)."""
-        d = _serial.to_dict(self)
-        del d["resumed"]  # a property of how a record was obtained, not of the run
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any], *, resumed: bool = False) -> RunRecord:
-        """Rebuild a record written by `to_dict`."""
-        return replace(_serial.from_dict(cls, d), resumed=resumed)
-
-
-# Two-sided 95% Student-t critical values by degrees of freedom (1..30); 1.96 beyond.
-_T95 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
-
-
-def t95(dof: int) -> float:
-    """Two-sided 95% Student-t critical value for `dof` degrees of freedom."""
-    if dof < 1:
-        return math.nan
-    return _T95[dof - 1] if dof <= len(_T95) else 1.96
-
-
-@dataclass(frozen=True)
-class SummaryRow:
-    """Mean, spread and 95% confidence interval of one metric of one strategy.
-
-    Attributes:
-        strategy: The strategy's name.
-        metric: The metric (`accuracy`, `f1_macro`, `train_seconds`, ...).
-        n: Number of runs (seeds).
-        mean: Mean over runs.
-        std: Sample standard deviation (ddof=1); 0.0 for one run.
-        ci95_low: Lower end of the 95% t-interval of the mean (`nan` for one run).
-        ci95_high: Upper end (`nan` for one run).
-    """
-
-    strategy: str
-    metric: str
-    n: int
-    mean: float
-    std: float
-    ci95_low: float
-    ci95_high: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (`nan` becomes `None`)."""
-        d = _serial.to_dict(self)
-        return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in d.items()}
-
-
-def summarize(values: Sequence[float]) -> tuple[float, float, float, float]:
-    """(mean, std, ci95_low, ci95_high) of a sample, with Student-t 95% intervals."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0, math.nan, math.nan
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = t95(n - 1) * std / math.sqrt(n)
-    return mean, std, mean - half, mean + half
+from ._records import BASELINE, SUMMARY_METRICS, RunRecord, SummaryRow, summarize
 
 
 @dataclass(frozen=True)
@@ -374,7 +238,7 @@ class Comparison:
         """
         from ._plots import plot_history
 
-        return plot_history(self, path, metric=metric)
+        return plot_history(self.runs, path, metric=metric)
 
     def plot_tradeoff(self, path: str | Path | None = None, *, metric: str = "accuracy") -> Any:
         """Test `metric` against training time, one point per run, means marked.
@@ -384,4 +248,4 @@ class Comparison:
         """
         from ._plots import plot_tradeoff
 
-        return plot_tradeoff(self, path, metric=metric)
+        return plot_tradeoff(self.runs, path, metric=metric)

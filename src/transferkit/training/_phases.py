@@ -12,10 +12,16 @@ from typing import Any
 import keras
 import numpy as np
 
+from .. import _serial
+from .._chunks import return_free_memory
+from ..freezing._freeze import RecompileWarning, TrainableState, freeze
+from ..strategies._phase import Phase
+from ..strategies._rates import block_multipliers, with_rates
+from ..strategies._strategy import Strategy
+from ..timing import EpochTimer, count_params
+from ..types import Model
 from ._cache import CacheInfo, CachePlan, FeatureCache, plan_cache
 from ._callbacks import make_early_stopping, see_full_model
-from ._chunks import return_free_memory
-from ._comparison import PhaseRecord
 from ._data import ArrayData
 from ._feed import (
     CACHED_VALIDATION_BATCH_SIZE,
@@ -23,12 +29,7 @@ from ._feed import (
     cached_steps_per_execution,
     remainder_threads,
 )
-from ._freeze import RecompileWarning, TrainableState, freeze
-from ._rates import block_multipliers, with_rates
 from ._spill import stream_fit_data
-from ._strategies import Phase, Strategy
-from .timing import EpochTimer, count_params
-from .types import Model
 
 VALIDATION_BATCH_SIZE = 256
 """Smallest batch size `fine_tune` validates NumPy data with (forward passes only)."""
@@ -262,3 +263,29 @@ class PhaseRunner:
         values["phase"] = [float(index)] * epochs
         self.epoch_seconds.extend(timer.epoch_seconds)
         return record, values
+
+
+@dataclass(frozen=True)
+class PhaseRecord(_serial.Record):
+    """What one phase of a run did.
+
+    Attributes:
+        name: The phase's name (`"phase0"` when it has none).
+        epochs: Epochs trained (fewer than planned if early stopping stopped it).
+        seconds: Wall time of the phase, computing cached activations included.
+        learning_rate: The phase's initial learning rate, or `None` for a schedule.
+        trainable_params: Parameters that trained in the phase.
+        cache: Whether the phase trained on cached activations, and why (not).
+        best_epoch: With early stopping, the epoch (1-based, counted over the run) whose
+            weights the phase kept; else `None`.
+        stopped_epoch: The epoch (1-based) at which early stopping ended the phase, or `None`.
+    """
+
+    name: str
+    epochs: int
+    seconds: float
+    learning_rate: float | None
+    trainable_params: int
+    cache: CacheInfo
+    best_epoch: int | None = None
+    stopped_epoch: int | None = None

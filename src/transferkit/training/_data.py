@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from numbers import Real
 from typing import Any
 
 import numpy as np
 
-from ._chunks import count_nonfinite
-from .types import Model
+from .._chunks import count_nonfinite
+from ..freezing._layers import io_shapes, output_activation, output_units
+from ..types import Model
 
 
 @dataclass(frozen=True)
@@ -44,63 +43,6 @@ def is_array_pair(data: Any) -> bool:
             for part in data
         )
     )
-
-
-def check_learning_rate(learning_rate: Any) -> None:
-    """Refuse a learning rate that is not a finite number > 0 or a schedule (None: default)."""
-    import keras
-
-    if learning_rate is None or isinstance(
-        learning_rate, keras.optimizers.schedules.LearningRateSchedule
-    ):
-        return
-    if (
-        isinstance(learning_rate, bool | np.bool_)
-        or not isinstance(learning_rate, Real)
-        or not math.isfinite(float(learning_rate))
-        or learning_rate <= 0
-    ):
-        raise ValueError(
-            "`learning_rate` must be a finite number > 0 (a negative rate climbs the loss), a "
-            "`keras.optimizers.schedules.LearningRateSchedule`, or None for the optimizer's "
-            f"default. Received: learning_rate={learning_rate!r}"
-        )
-
-
-def _io_shapes(model: Model) -> tuple[tuple[Any, ...] | None, Any]:
-    """The model's input shape (None if several) and output shape (subclassed models too)."""
-    import keras
-
-    try:
-        return (
-            None if isinstance(model.input_shape, list) else tuple(model.input_shape),
-            model.output_shape,
-        )
-    except (AttributeError, ValueError):
-        pass
-    shapes = getattr(model, "_build_shapes_dict", None) or {}
-    if len(shapes) != 1 or not isinstance(next(iter(shapes.values())), tuple | list):
-        raise ValueError(
-            f"Cannot tell the input shape of the subclassed model {model.name!r} "
-            f"({type(model).__name__}). Wrap it in a Functional model: `inputs = "
-            "keras.Input(shape); model = keras.Model(inputs, your_model(inputs))`."
-        )
-    input_shape = (None, *tuple(next(iter(shapes.values())))[1:])
-    spec = model.compute_output_spec(keras.KerasTensor(input_shape))
-    out = [tuple(s.shape) for s in spec] if isinstance(spec, list | tuple) else tuple(spec.shape)
-    return input_shape, out
-
-
-def output_units(model: Model) -> int:
-    """Number of output units of a single-output classification model."""
-    shape = _io_shapes(model)[1]
-    if isinstance(shape, list):
-        raise ValueError(
-            f"transferkit trains single-output classification models only; model "
-            f"{model.name!r} has {len(shape)} outputs. Build a single-output model, e.g. "
-            "`keras.Model(model.inputs, model.outputs[i])`."
-        )
-    return int(shape[-1])
 
 
 def check_class_names(class_names: Any, model: Model) -> None:
@@ -204,7 +146,7 @@ def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
                 f"`{name}` inputs contain {bad} NaN or infinite values; clean or impute them "
                 "before training."
             )
-    input_shape = _io_shapes(model)[0]
+    input_shape = io_shapes(model)[0]
     expected = None if input_shape is None else tuple(input_shape[1:])
     if expected is not None:
         # Keras adapts a rank off by one through a trailing axis of size 1 (e.g. (n, 28, 28)
@@ -252,17 +194,6 @@ def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
                 f"{high + 1})` for a head sized for your classes."
             )
     return ArrayData(x=x, y=y, one_hot=one_hot)
-
-
-def output_activation(model: Model) -> str | None:
-    """The name of the last layer's activation (`"linear"` for logits), or None (`Softmax`)."""
-    from ._layers import leaf_layers
-
-    leaves = leaf_layers(model)
-    if not leaves:
-        return None
-    name = getattr(getattr(leaves[-1].layer, "activation", None), "__name__", None)
-    return None if name is None else str(name)
 
 
 def _check_head(model: Model, units: int) -> None:

@@ -13,13 +13,11 @@ import shlex
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._version import __version__
-from .timing import machine_info
-
-if TYPE_CHECKING:
-    from ._comparison import Comparison
+from .._version import __version__
+from ..timing import machine_info
+from ._records import ComparisonView
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1em; max-width: 72em;
@@ -78,7 +76,7 @@ def _summary_cell(row: dict[str, Any], key: str) -> str:
     return _number(row[key], digits)
 
 
-def _summary_table(comparison: Comparison) -> str:
+def _summary_table(comparison: ComparisonView) -> str:
     """Every field of every `SummaryRow`, in order; mean ± std and the 95% CI each one cell."""
     rows = [row.to_dict() for row in comparison.summary()]
     names = {"mean": "mean ± std", "ci95_low": "95% CI"}
@@ -87,7 +85,7 @@ def _summary_table(comparison: Comparison) -> str:
     return _table([names.get(key, key) for key in keys], cells, "summary")
 
 
-def _runs_table(comparison: Comparison) -> str:
+def _runs_table(comparison: ComparisonView) -> str:
     rows = [
         [
             run.strategy,
@@ -113,7 +111,7 @@ def _png(figure: Any, close: Callable[[Any], None]) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _plots(comparison: Comparison) -> str:
+def _plots(comparison: ComparisonView) -> str:
     try:
         import matplotlib.pyplot as plt
     except ImportError:
@@ -132,7 +130,7 @@ def _pre(text: str) -> str:
     return f"<pre>{html.escape(text)}</pre>"
 
 
-def render_html(comparison: Comparison, *, title: str) -> str:
+def render_html(comparison: ComparisonView, *, title: str) -> str:
     """The report as one HTML document (images inline, no external files)."""
     if not comparison.runs:
         raise ValueError("The comparison has no runs: there is nothing to report.")
@@ -169,7 +167,7 @@ def render_html(comparison: Comparison, *, title: str) -> str:
     )
 
 
-def write_html(comparison: Comparison, path: str | Path, *, title: str) -> Path:
+def write_html(comparison: ComparisonView, path: str | Path, *, title: str) -> Path:
     """Renders the report and writes it to `path` (parent folders created)."""
     out = Path(path)
     if out.is_dir():

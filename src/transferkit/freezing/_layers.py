@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-from .types import Layer, Model
+from ..types import Layer, Model
 
 Boundary = int | str | Any
 """A layer boundary: an index into the leaf layers, a layer name or path, or a layer."""
@@ -199,3 +199,48 @@ def resolve_boundary(
         f"`{argument}` must be None, an int, a layer name (str) or a `keras.layers.Layer`. "
         f"Received: {argument}={upto!r} of type {type(upto).__name__}."
     )
+
+
+def io_shapes(model: Model) -> tuple[tuple[Any, ...] | None, Any]:
+    """The model's input shape (None if several) and output shape (subclassed models too)."""
+    import keras
+
+    try:
+        return (
+            None if isinstance(model.input_shape, list) else tuple(model.input_shape),
+            model.output_shape,
+        )
+    except (AttributeError, ValueError):
+        pass
+    shapes = getattr(model, "_build_shapes_dict", None) or {}
+    if len(shapes) != 1 or not isinstance(next(iter(shapes.values())), tuple | list):
+        raise ValueError(
+            f"Cannot tell the input shape of the subclassed model {model.name!r} "
+            f"({type(model).__name__}). Wrap it in a Functional model: `inputs = "
+            "keras.Input(shape); model = keras.Model(inputs, your_model(inputs))`."
+        )
+    input_shape = (None, *tuple(next(iter(shapes.values())))[1:])
+    spec = model.compute_output_spec(keras.KerasTensor(input_shape))
+    out = [tuple(s.shape) for s in spec] if isinstance(spec, list | tuple) else tuple(spec.shape)
+    return input_shape, out
+
+
+def output_units(model: Model) -> int:
+    """Number of output units of a single-output classification model."""
+    shape = io_shapes(model)[1]
+    if isinstance(shape, list):
+        raise ValueError(
+            f"transferkit trains single-output classification models only; model "
+            f"{model.name!r} has {len(shape)} outputs. Build a single-output model, e.g. "
+            "`keras.Model(model.inputs, model.outputs[i])`."
+        )
+    return int(shape[-1])
+
+
+def output_activation(model: Model) -> str | None:
+    """The name of the last layer's activation (`"linear"` for logits), or None (`Softmax`)."""
+    leaves = leaf_layers(model)
+    if not leaves:
+        return None
+    name = getattr(getattr(leaves[-1].layer, "activation", None), "__name__", None)
+    return None if name is None else str(name)

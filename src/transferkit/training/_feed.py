@@ -10,7 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from ._chunks import release_pages, return_free_memory
+from .._chunks import release_pages, return_free_memory
 
 CACHED_VALIDATION_BATCH_SIZE = 2048
 """Smallest batch size the remainder is validated with on cached activations (forward only)."""

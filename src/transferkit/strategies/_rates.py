@@ -14,9 +14,11 @@ from typing import Any
 
 import keras
 
-from ._layers import Boundary, leaf_layers, resolve_boundary
-from ._validate import check_number, is_real
-from .types import Model
+from .._validate import check_number
+from ..freezing._layers import Boundary, leaf_layers, resolve_boundary
+from ..types import Model
+from ._blocks import stages as block_stages
+from ._phase import Phase
 
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
 
@@ -231,31 +233,10 @@ def with_rates(optimizer: Any, multipliers: dict[str, float]) -> LayerRates:
     return LayerRates(optimizer, multipliers)
 
 
-def check_rates(lr_mult: Any, layer_decay: Any) -> None:
-    """Raise `ValueError` for a bad `lr_mult` or `layer_decay`, or both given."""
-    if lr_mult is not None:
-        note = ": the top block's rate over the lowest trainable block's (1 trains every "
-        note += "block alike)"
-        check_number(lr_mult, "lr_mult", positive=True, note=note)
-    if layer_decay is not None and (not is_real(layer_decay) or not (0 <= layer_decay <= 1)):
-        raise ValueError(
-            "`layer_decay` must be a number between 0 and 1 (each block down from the head "
-            "trains at `layer_decay` times the rate of the block above; 0 trains only the "
-            f"head). Received: layer_decay={layer_decay!r}"
-        )
-    if lr_mult is not None and layer_decay is not None:
-        raise ValueError(
-            "Pass either `lr_mult` or `layer_decay`, not both. "
-            f"Received: lr_mult={lr_mult!r}, layer_decay={layer_decay!r}"
-        )
-
-
 def block_starts(model: Model, blocks: Sequence[Boundary] | None) -> list[int]:
     """Leaf indices where blocks start, ascending: `GradualUnfreeze`'s stages by default."""
     if blocks is None:
-        from ._recipes import GradualUnfreeze  # the recipes build on this module
-
-        return sorted(GradualUnfreeze().stages(model))
+        return sorted(block_stages(model))
     leaves = leaf_layers(model)
     return sorted(
         {0, *(resolve_boundary(model, b, argument="blocks", leaves=leaves) for b in blocks)}
@@ -321,8 +302,6 @@ class RateOptions:
 
     def phases(self, model: Model, epochs: int) -> tuple[Any, ...]:
         """One phase of `epochs` epochs, with the flags `prepare` set and the rates."""
-        from ._strategies import Phase  # strategies build on this module
-
         return (Phase(epochs=epochs, **self._rates()),)
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import keras
 
+from ..types import Model, Tensor
 from ._copy import copy_model
 from ._freeze import freeze
 from ._layers import Boundary, LeafLayer, ensure_built, leaf_layers, resolve_boundary
-from .types import Model, Tensor
 
 _POOLING = ("avg", "max")
 

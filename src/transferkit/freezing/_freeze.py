@@ -10,10 +10,10 @@ from typing import Any
 
 import keras
 
-from . import _serial
+from .. import _serial
+from ..timing import count_params
+from ..types import Layer, Model
 from ._layers import Boundary, LeafLayer, all_layers, leaf_layers, resolve_boundary
-from .timing import count_params
-from .types import Layer, Model
 
 
 class RecompileWarning(UserWarning):

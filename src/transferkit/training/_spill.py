@@ -23,9 +23,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from ._chunks import release_pages
+from .._chunks import release_pages
+from ..types import Model
 from ._feed import predict_into
-from .types import Model
 
 
 def check_cache_dir(cache_dir: Any) -> Path | None:

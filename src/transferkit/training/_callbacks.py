@@ -13,7 +13,7 @@ from typing import Any
 
 import keras
 
-from .types import Model
+from ..types import Model
 
 _HOOKS = tuple(
     name

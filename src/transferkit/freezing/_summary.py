@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import _serial
+from .. import _serial
+from ..timing import count_params
+from ..types import Model
 from ._layers import leaf_layers
-from .timing import count_params
-from .types import Model
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from typing import Any
 
 import keras
 
+from ..types import Model
 from ._layers import all_layers, ensure_built, leaf_layers
-from .types import Model
 
 
 def copy_model(model: Model, *, dtype_policy: str | None = None) -> Model:

@@ -10,9 +10,7 @@ last line; that damaged tail is moved aside to a sibling file (never deleted) on
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import inspect
 import json
 import os
 import time
@@ -21,78 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 
-from ._chunks import hash_arrays
-from ._comparison import RunRecord
-from .types import Model
+from .._serial import content_hash, jsonable
+from ..types import Model
+from ._records import RunRecord
 
 LOG_FORMAT = "transferkit-comparison-log"
 """The header's `format` field: what identifies a file as a transferkit comparison log."""
-
-
-def content_hash(arrays: Sequence[np.ndarray[Any, Any]]) -> str:
-    """A short hex digest of the full contents of `arrays`."""
-    h = hashlib.sha256()  # SHA-NI makes it faster than blake2b on current CPUs
-    hash_arrays(h, arrays)
-    return h.hexdigest()[:32]
-
-
-def _jsonable(value: Any) -> Any:
-    """`value` as JSON types, with a *stable* text for anything else (never an address)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return {"array": content_hash([value])}
-    return describe(value)
-
-
-def describe(value: Any) -> Any:
-    """A JSON description of a setting that changes results: optimizer, loss, callback.
-
-    Names are kept as they are; objects with `get_config` (Keras optimizers with their
-    learning rate or schedule, losses, schedules) give their class and configuration; Keras's
-    own callbacks give their constructor arguments; functions give their qualified name. A
-    user-defined object without `get_config` is described by its class only: define
-    `get_config` on it to have its settings fingerprinted too.
-    """
-    if value is None or isinstance(value, bool | int | float | str | np.generic):
-        return _jsonable(value)
-    if isinstance(value, dict | list | tuple | np.ndarray):
-        return _jsonable(value)
-    cls = type(value)
-    name = f"{cls.__module__}.{cls.__qualname__}"
-    if inspect.isfunction(value) or inspect.isbuiltin(value):
-        return f"{value.__module__}.{value.__qualname__}"
-    get_config = getattr(value, "get_config", None)
-    if callable(get_config):  # minus its `name`: Keras numbers them ("sgd_1"), results agree
-        config = {k: v for k, v in get_config().items() if k != "name"}
-        return {"class_name": name, "config": _jsonable(config)}
-    if cls.__module__.startswith("keras."):  # Keras callbacks keep their arguments as attributes
-        params = list(inspect.signature(cls.__init__).parameters)[1:]
-        args = {p: _jsonable(getattr(value, p)) for p in params if hasattr(value, p)}
-        return {"class_name": name, "config": args}
-    return {"class_name": name}
-
-
-def describe_fields(obj: Any) -> dict[str, Any]:
-    """A dataclass's fields made JSON-safe: optimizers, schedules, layers by config or name."""
-    d = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-    for key, value in d.items():
-        if isinstance(value, keras.layers.Layer):
-            d[key] = value.name
-        elif isinstance(value, tuple | list):
-            d[key] = [v.name if isinstance(v, keras.layers.Layer) else v for v in value]
-        elif value is not None and not isinstance(value, str | int | float | bool):
-            d[key] = describe(value)
-    return d
 
 
 def data_hashes(
@@ -157,7 +91,7 @@ class RunLog:
     ) -> tuple[RunLog, dict[tuple[str, int], RunRecord]]:
         """Verify (or create) the log before anything trains; return it and its finished runs."""
         path = Path(output)
-        fields = json.loads(json.dumps({**_jsonable(config), "hashes": hashes}, sort_keys=True))
+        fields = json.loads(json.dumps({**jsonable(config), "hashes": hashes}, sort_keys=True))
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
         header = {"kind": "header", "format": LOG_FORMAT, "fingerprint": digest, **fields}
         log = cls(path, header)

@@ -14,9 +14,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from ._freeze import RecompileWarning, TrainableState, unfreeze
-from ._validate import check_number
-from .types import Model
+from .._validate import check_number
+from ..freezing._freeze import RecompileWarning, TrainableState, unfreeze
+from ..types import Model
 
 
 @dataclass(frozen=True, kw_only=True)

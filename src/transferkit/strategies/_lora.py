@@ -18,13 +18,13 @@ from typing import Any
 
 import keras
 
-from ._copy import has_own_config, own_layers, same_layers
-from ._freeze import RecompileWarning, freeze
-from ._heads import resolve_cut
-from ._layers import Boundary, all_layers, leaf_layers
-from ._strategies import BaseStrategy, fmt_boundary
-from ._validate import check_list, check_positive_int, is_real
-from .types import Layer, Model
+from .._validate import check_list, check_positive_int, is_real
+from ..freezing._copy import has_own_config, own_layers, same_layers
+from ..freezing._freeze import RecompileWarning, freeze
+from ..freezing._heads import resolve_cut
+from ..freezing._layers import Boundary, all_layers, leaf_layers
+from ..types import Layer, Model
+from ._strategy import BaseStrategy, fmt_boundary
 
 SUPPORTED = "Dense, EinsumDense, Embedding, Conv1D, Conv2D and Conv3D"
 """The Keras layers that have `enable_lora` (any layer that defines it is supported too)."""

@@ -13,23 +13,17 @@ from typing import Any
 
 import keras
 
-from ._freeze import unfreeze
-from ._heads import default_cut
-from ._layers import Boundary, leaf_layers, resolve_boundary
+from .._validate import check_list
+from ..freezing._freeze import unfreeze
+from ..freezing._layers import Boundary
+from ..types import Model
+from ._blocks import probe_cut
+from ._blocks import stages as block_stages
+from ._builtin import FullFineTune
 from ._lora import LoRA
+from ._phase import Phase
 from ._rates import RateOptions
-from ._strategies import BaseStrategy, FullFineTune, Phase, fmt_boundary
-from ._validate import check_list
-from .types import Model
-
-_POOLING = (
-    keras.layers.MaxPooling1D,
-    keras.layers.MaxPooling2D,
-    keras.layers.MaxPooling3D,
-    keras.layers.AveragePooling1D,
-    keras.layers.AveragePooling2D,
-    keras.layers.AveragePooling3D,
-)
+from ._strategy import BaseStrategy, fmt_boundary
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,7 +107,7 @@ class LinearProbeThenFineTune(RateOptions, BaseStrategy):
 
     def validate(self, model: Model) -> None:
         """Resolve `cut` on `model`, raising if it is invalid."""
-        _probe_cut(model, self.cut)
+        probe_cut(model, self.cut)
 
     def prepare(self, model: Model) -> Model:
         """`model` itself: the phases set its flags."""
@@ -126,7 +120,7 @@ class LinearProbeThenFineTune(RateOptions, BaseStrategy):
                 f"`{self.name}` needs more epochs than its {self.probe_epochs} probe epoch(s), "
                 f"to leave at least one for fine-tuning. Received: epochs={epochs}"
             )
-        cut = _probe_cut(model, self.cut)
+        cut = probe_cut(model, self.cut)
         return (
             Phase(freeze_upto=cut, epochs=self.probe_epochs, train_bn=self.train_bn, name="probe"),
             Phase(
@@ -203,16 +197,7 @@ class GradualUnfreeze(RateOptions, BaseStrategy):
 
     def stages(self, model: Model) -> list[int]:
         """Frozen leaf-layer counts of the phases, from the head down to 0 (all train)."""
-        leaves = leaf_layers(model)
-        cut = _probe_cut(model, self.cut)
-        if self.boundaries is None:
-            inner = [leaf.index + 1 for leaf in leaves if isinstance(leaf.layer, _POOLING)]
-        else:
-            inner = [
-                resolve_boundary(model, b, argument="boundaries", leaves=leaves)
-                for b in self.boundaries
-            ]
-        return sorted({cut, 0, *(k for k in inner if 0 < k < cut)}, reverse=True)
+        return block_stages(model, self.cut, self.boundaries)
 
     def validate(self, model: Model) -> None:
         """Resolve the stages on `model`, raising if a boundary is invalid."""
@@ -244,16 +229,6 @@ class GradualUnfreeze(RateOptions, BaseStrategy):
             )
             for i, k in enumerate(stages)
         )
-
-
-def _probe_cut(model: Model, cut: Boundary | None) -> int:
-    n = len(leaf_layers(model))
-    k = default_cut(model) if cut is None else resolve_boundary(model, cut, argument="cut")
-    if k >= n:
-        raise ValueError(
-            f"`cut` is at the output layer, so nothing would train. Received: cut={cut!r}"
-        )
-    return k
 
 
 def discriminative() -> LinearProbeThenFineTune:

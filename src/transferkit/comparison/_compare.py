@@ -10,20 +10,23 @@ from typing import Any
 
 import keras
 
-from ._cache import FeatureCache
-from ._callbacks import EarlyStoppingSpec, check_early_stopping, early_stopping_config
-from ._comparison import Comparison, RunRecord
-from ._data import Data, check_class_names, check_data, check_learning_rate, check_pair
-from ._layers import ensure_built
-from ._phases import strategy_phases
+from .._serial import describe
+from .._validate import check_learning_rate, check_positive_int
+from .._version import __version__
+from ..freezing._layers import ensure_built
+from ..metrics import evaluate
+from ..strategies._resolve import resolve_strategy
+from ..strategies._strategy import Strategy
+from ..training._cache import FeatureCache
+from ..training._callbacks import EarlyStoppingSpec, check_early_stopping, early_stopping_config
+from ..training._data import Data, check_class_names, check_data, check_pair
+from ..training._fine_tune import Auto, fine_tune
+from ..training._phases import strategy_phases
+from ..types import Model
+from ._comparison import Comparison
 from ._progress import RunProgress
-from ._runlog import RunLog, check_data_identity, data_hashes, describe
-from ._strategies import Strategy, resolve_strategy
-from ._train import Auto, fine_tune
-from ._validate import check_positive_int
-from ._version import __version__
-from .metrics import evaluate
-from .types import Model
+from ._records import RunRecord
+from ._runlog import RunLog, check_data_identity, data_hashes
 
 
 def _resolve_seeds(seeds: int | Sequence[int]) -> list[int]:

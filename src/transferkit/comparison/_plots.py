@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ._comparison import Comparison
+from ._records import RunRecord, by_strategy
 
 
 def _pyplot() -> Any:
@@ -34,21 +34,22 @@ def _mean_curve(curves: list[list[float]]) -> list[float]:
     return [sum(points) / len(points) for points in zip(*curves, strict=False)]
 
 
-def plot_history(comparison: Comparison, path: str | Path | None, *, metric: str) -> Any:
+def plot_history(runs: Sequence[RunRecord], path: str | Path | None, *, metric: str) -> Any:
     """Train/validation `metric` per epoch, one panel per strategy (mean over seeds)."""
     plt = _pyplot()
-    strategies = comparison.strategies
+    groups = by_strategy(runs)
+    strategies = list(groups)
     fig, axes = plt.subplots(
         1, len(strategies), figsize=(4.2 * len(strategies), 3.4), squeeze=False, sharey=True
     )
     for ax, strategy in zip(axes[0], strategies, strict=True):
-        runs = comparison.runs_of(strategy)
+        group = groups[strategy]
         for key, label in ((metric, f"train {metric}"), (f"val_{metric}", f"val {metric}")):
-            curves = [run.history[key] for run in runs if key in run.history]
+            curves = [run.history[key] for run in group if key in run.history]
             if curves:
                 mean = _mean_curve(curves)
                 ax.plot(range(1, len(mean) + 1), mean, marker="o", ms=3, label=label)
-        ax.set_title(f"{strategy} (n={len(runs)})")
+        ax.set_title(f"{strategy} (n={len(group)})")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(metric)
@@ -57,14 +58,13 @@ def plot_history(comparison: Comparison, path: str | Path | None, *, metric: str
     return _save(fig, path)
 
 
-def plot_tradeoff(comparison: Comparison, path: str | Path | None, *, metric: str) -> Any:
+def plot_tradeoff(runs: Sequence[RunRecord], path: str | Path | None, *, metric: str) -> Any:
     """Test `metric` against training seconds: a point per run, a cross per strategy mean."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for strategy in comparison.strategies:
-        runs = comparison.runs_of(strategy)
-        xs = [run.timing.train_seconds for run in runs]
-        ys = [run.value(metric) for run in runs]
+    for strategy, group in by_strategy(runs).items():
+        xs = [run.timing.train_seconds for run in group]
+        ys = [run.value(metric) for run in group]
         points = ax.scatter(xs, ys, alpha=0.5, label=strategy)
         ax.scatter(
             [sum(xs) / len(xs)], [sum(ys) / len(ys)], marker="X", s=120,

@@ -17,12 +17,12 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import _serial
-from ._chunks import hash_arrays, return_free_memory
+from .. import _serial
+from .._chunks import hash_arrays, return_free_memory
+from ..freezing._layers import children
+from ..types import Layer, Model
 from ._feed import predict_into
-from ._layers import children
 from ._spill import SpillDir, check_cache_dir, spill_features, spilled_path
-from .types import Layer, Model
 
 _RANDOM_LAYERS: tuple[type, ...] = tuple(
     getattr(keras.layers, name)
@@ -299,7 +299,7 @@ def plan_cache(
 
     Returns a `CachePlan`, or a `CacheInfo` saying why the cache is not used.
     """
-    from .timing import Timer
+    from ..timing import Timer
 
     k, reason = frozen_prefix(model)
     if k == 0:

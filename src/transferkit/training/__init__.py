@@ -1,0 +1,17 @@
+"""The training engine: `fine_tune`, its phases and the frozen-prefix activation cache."""
+
+from __future__ import annotations
+
+from ._cache import CacheInfo as CacheInfo
+from ._cache import FeatureCache as FeatureCache
+from ._fine_tune import FitResult as FitResult
+from ._fine_tune import fine_tune as fine_tune
+from ._phases import PhaseRecord as PhaseRecord
+
+__all__ = [
+    "CacheInfo",
+    "FeatureCache",
+    "FitResult",
+    "PhaseRecord",
+    "fine_tune",
+]
