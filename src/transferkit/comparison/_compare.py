@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from numbers import Integral
 from pathlib import Path
 from typing import Any
@@ -11,17 +13,18 @@ from typing import Any
 import keras
 
 from .._serial import describe
-from .._validate import check_learning_rate, check_positive_int
+from .._validate import check_positive_int
 from .._version import __version__
 from ..freezing._layers import ensure_built
 from ..metrics import evaluate
 from ..strategies._resolve import resolve_strategy
 from ..strategies._strategy import Strategy
 from ..training._cache import FeatureCache
-from ..training._callbacks import EarlyStoppingSpec, check_early_stopping, early_stopping_config
-from ..training._data import Data, check_class_names, check_data, check_pair
-from ..training._fine_tune import Auto, fine_tune
+from ..training._callbacks import EarlyStoppingSpec, early_stopping_config
+from ..training._data import ArrayData, Data, check_class_names, check_data, check_pair
 from ..training._phases import strategy_phases
+from ..training._run import FitResult, run_strategy
+from ..training._settings import Auto, TrainSettings
 from ..types import Model
 from ._comparison import Comparison
 from ._progress import RunProgress
@@ -162,13 +165,84 @@ def compare_strategies(
     print(comparison.to_markdown())
     ```
     """
-    strategy_list = _resolve_strategies(strategies)
-    seed_list = _resolve_seeds(seeds)
-    if test is None:
-        raise ValueError(
-            "`test` is required: every run is evaluated on a held-out test set. Pass "
-            "`test=(x_test, y_test)`."
-        )
+    if verbose == "auto":
+        verbose = 1
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ValueError(f'`verbose` must be 0, 1, 2 or "auto". Received: verbose={verbose!r}')
+    settings = TrainSettings(
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        loss=loss,
+        callbacks=callbacks,
+        verbose=1 if verbose >= 2 else 0,  # each run's Keras bars, under the overall progress
+        cache=cache,
+        steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
+        precision=precision,
+        early_stopping=early_stopping,
+    )
+    plan = _plan(model, strategies, seeds, train, validation, test, settings, class_names)
+    check_data_identity(plan.non_arrays(), data_id, output)
+    log, done = _open_log(plan, output, data_id)
+    progress = RunProgress(len(plan.strategies) * len(plan.seeds), verbose=verbose)
+    with _comparison_cache(cache) as store:
+        shared = replace(settings, cache=store if store is not None else False)
+        runs = [
+            _resumed(done[(s.name, seed)], output, progress)
+            if (s.name, seed) in done
+            else _run(plan, shared, s, seed, log, progress)
+            for s in plan.strategies
+            for seed in plan.seeds
+        ]
+    progress.close()
+    return Comparison(runs=tuple(runs), config=plan.config())
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A checked comparison: the starting model, strategies, seeds, data and settings."""
+
+    start: Model
+    strategies: list[Strategy]
+    seeds: list[int]
+    train: Data
+    validation: Data | None
+    test: ArrayData
+    arrays: tuple[ArrayData | None, ArrayData | None]
+    settings: TrainSettings
+    class_names: list[str] | None
+
+    def non_arrays(self) -> list[str]:
+        """The data sets given as something other than NumPy arrays."""
+        given = {
+            "train": (self.train, self.arrays[0]),
+            "validation": (self.validation, self.arrays[1]),
+        }
+        return [name for name, (d, a) in given.items() if d is not None and a is None]
+
+    def config(self) -> dict[str, Any]:
+        """What the results depend on: the log's fingerprint and `Comparison.config`."""
+        s = self.settings
+        return {
+            "transferkit": __version__,
+            "backend": keras.backend.backend(),
+            "strategies": [strategy.to_dict() for strategy in self.strategies],
+            "epochs": s.epochs,
+            "batch_size": s.batch_size,
+            "optimizer": describe(s.optimizer),
+            "learning_rate": describe(s.learning_rate),
+            "loss": describe(s.loss),
+            "callbacks": [describe(c) for c in s.callbacks],
+            "precision": s.precision,
+            "early_stopping": early_stopping_config(s.early_stopping),
+            "train_samples": len(self.arrays[0]) if self.arrays[0] is not None else None,
+            "test_samples": len(self.test),
+        }
+
+
+def _start_model(model: Model | Callable[[], Model]) -> Model:
     start = model() if callable(model) and not isinstance(model, keras.Model) else model
     if not isinstance(start, keras.Model):
         raise TypeError(
@@ -176,118 +250,112 @@ def compare_strategies(
             f"Received: {type(start).__name__}"
         )
     ensure_built(start)
-    train_arrays, val_arrays = check_pair(train, validation, start)
+    return start
+
+
+def _plan(
+    model: Model | Callable[[], Model],
+    strategies: Sequence[Strategy | str],
+    seeds: int | Sequence[int],
+    train: Data,
+    validation: Data | None,
+    test: Data,
+    settings: TrainSettings,
+    class_names: Sequence[str] | None,
+) -> _Plan:
+    """Check everything before the first run: strategies, seeds, model, data, names."""
+    strategy_list = _resolve_strategies(strategies)
+    seed_list = _resolve_seeds(seeds)
+    if test is None:
+        raise ValueError(
+            "`test` is required: every run is evaluated on a held-out test set. Pass "
+            "`test=(x_test, y_test)`."
+        )
+    start = _start_model(model)
+    arrays = check_pair(train, validation, start)
     test_arrays = check_data(test, "test", start)
     if test_arrays is None:
         raise ValueError("`test` must be an `(x, y)` tuple of NumPy arrays.")
-    epochs, batch_size = (
-        check_positive_int(epochs, "epochs"),
-        check_positive_int(batch_size, "batch_size"),
-    )
-    if verbose == "auto":
-        verbose = 1
-    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
-        raise ValueError(f'`verbose` must be 0, 1, 2 or "auto". Received: verbose={verbose!r}')
     for strategy in strategy_list:
         strategy.validate(start)
-        strategy_phases(strategy, start, strategy.epochs or epochs)
-    check_early_stopping(
-        early_stopping, has_validation=validation is not None, metrics=["accuracy"]
-    )
-    check_learning_rate(learning_rate)
+        strategy_phases(strategy, start, strategy.epochs or settings.epochs)
+    settings.check_validation(validation)
     check_class_names(class_names, start)
-    given = {"train": (train, train_arrays), "validation": (validation, val_arrays)}
-    non_arrays = [name for name, (d, a) in given.items() if d is not None and a is None]
-    check_data_identity(non_arrays, data_id, output)
+    names = list(class_names) if class_names is not None else None
+    return _Plan(
+        start, strategy_list, seed_list, train, validation, test_arrays, arrays, settings, names
+    )
 
-    config = {
-        "transferkit": __version__,
-        "backend": keras.backend.backend(),
-        "strategies": [s.to_dict() for s in strategy_list],
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "optimizer": describe(optimizer),
-        "learning_rate": describe(learning_rate),
-        "loss": describe(loss),
-        "callbacks": [describe(c) for c in callbacks],
-        "precision": precision,
-        "early_stopping": early_stopping_config(early_stopping),
-        "train_samples": len(train_arrays) if train_arrays is not None else None,
-        "test_samples": len(test_arrays),
-    }
-    done: dict[tuple[str, int], RunRecord] = {}
-    log: RunLog | None = None
-    if output is not None:
-        arrays = {"test": test_arrays, "train": train_arrays, "validation": val_arrays}
-        pairs = {k: None if a is None else (a.x, a.y) for k, a in arrays.items()}
-        log, done = RunLog.open(output, config, data_hashes(start, pairs, data_id))
 
-    shared_cache = cache if isinstance(cache, FeatureCache) else FeatureCache() if cache else None
-    runs: list[RunRecord] = []
-    total = len(strategy_list) * len(seed_list)
-    run_options: dict[str, Any] = {  # what every run shares, as `fine_tune` takes it
-        "validation": validation,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "optimizer": optimizer,
-        "learning_rate": learning_rate,
-        "loss": loss,
-        "callbacks": callbacks,
-        "verbose": 1 if verbose >= 2 else 0,
-        "copy": True,
-        "cache": shared_cache if shared_cache is not None else False,
-        "steps_per_execution": steps_per_execution,
-        "jit_compile": jit_compile,
-        "precision": precision,
-        "early_stopping": early_stopping,
-    }
-    progress = RunProgress(total, verbose=verbose)
+def _open_log(
+    plan: _Plan, output: str | Path | None, data_id: str | None
+) -> tuple[RunLog | None, dict[tuple[str, int], RunRecord]]:
+    """The verified log of this configuration and its finished runs (none without `output`)."""
+    if output is None:
+        return None, {}
+    arrays = {"test": plan.test, "train": plan.arrays[0], "validation": plan.arrays[1]}
+    pairs = {k: None if a is None else (a.x, a.y) for k, a in arrays.items()}
+    return RunLog.open(output, plan.config(), data_hashes(plan.start, pairs, data_id))
+
+
+@contextmanager
+def _comparison_cache(cache: bool | FeatureCache) -> Iterator[FeatureCache | None]:
+    """The cache the runs share; the comparison's own is deleted when it ends, even on error."""
+    store = cache if isinstance(cache, FeatureCache) else FeatureCache() if cache else None
     try:
-        for strategy, seed in [(s, seed) for s in strategy_list for seed in seed_list]:
-            if (strategy.name, seed) in done:
-                runs.append(done[(strategy.name, seed)])
-                acc = done[(strategy.name, seed)].metrics.accuracy
-                progress.resumed(
-                    strategy.name, seed, f"resumed from {output} (test accuracy {acc:.4f})"
-                )
-                continue
-            progress.start_run(strategy.name, seed)
-            result = fine_tune(start, train, strategy=strategy, seed=seed, **run_options)
-            names = list(class_names) if class_names is not None else None
-            metrics = evaluate(
-                result.model,
-                test_arrays.x,
-                test_arrays.y,
-                class_names=names,
-            )
-            val_metrics = (
-                evaluate(result.model, val_arrays.x, val_arrays.y, class_names=names)
-                if val_arrays is not None
-                else None
-            )
-            record = RunRecord(
-                strategy=strategy.name,
-                seed=seed,
-                epochs=result.epochs,
-                metrics=metrics,
-                timing=result.timing,
-                history=result.history,
-                cache=result.cache,
-                validation=val_metrics,
-                phases=result.phases,
-            )
-            if log is not None:
-                log.append(record)
-            runs.append(record)
-            cached = " (cached prefix)" if result.cache.used else ""
-            progress.finish_run(
-                f"test accuracy {metrics.accuracy:.4f}, macro F1 {metrics.f1_macro:.4f}, "
-                f"{result.timing.train_seconds:.1f} s{cached}"
-            )
-            del result
-            gc.collect()
+        yield store
     finally:
-        if shared_cache is not None and shared_cache is not cache:
-            shared_cache.close()  # the comparison's own cache: spilled files go, even on error
-    progress.close()
-    return Comparison(runs=tuple(runs), config=config)
+        if store is not None and store is not cache:
+            store.close()
+
+
+def _resumed(record: RunRecord, output: Any, progress: RunProgress) -> RunRecord:
+    acc = record.metrics.accuracy
+    progress.resumed(
+        record.strategy, record.seed, f"resumed from {output} (test accuracy {acc:.4f})"
+    )
+    return record
+
+
+def _record(plan: _Plan, strategy: Strategy, seed: int, result: FitResult) -> RunRecord:
+    """The run's record: its test (and validation) metrics, timing and history."""
+    val = plan.arrays[1]
+    return RunRecord(
+        strategy=strategy.name,
+        seed=seed,
+        epochs=result.epochs,
+        metrics=evaluate(result.model, plan.test.x, plan.test.y, class_names=plan.class_names),
+        timing=result.timing,
+        history=result.history,
+        cache=result.cache,
+        validation=(
+            evaluate(result.model, val.x, val.y, class_names=plan.class_names)
+            if val is not None
+            else None
+        ),
+        phases=result.phases,
+    )
+
+
+def _run(
+    plan: _Plan,
+    settings: TrainSettings,
+    strategy: Strategy,
+    seed: int,
+    log: RunLog | None,
+    progress: RunProgress,
+) -> RunRecord:
+    """Train and evaluate one run from the starting weights; append it to the log at once."""
+    progress.start_run(strategy.name, seed)
+    result = run_strategy(plan.start, plan.train, plan.validation, strategy, settings, seed=seed)
+    record = _record(plan, strategy, seed, result)
+    if log is not None:
+        log.append(record)
+    cached = " (cached prefix)" if result.cache.used else ""
+    progress.finish_run(
+        f"test accuracy {record.metrics.accuracy:.4f}, macro F1 {record.metrics.f1_macro:.4f}, "
+        f"{result.timing.train_seconds:.1f} s{cached}"
+    )
+    del result
+    gc.collect()
+    return record

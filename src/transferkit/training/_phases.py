@@ -29,6 +29,7 @@ from ._feed import (
     cached_steps_per_execution,
     remainder_threads,
 )
+from ._settings import TrainSettings
 from ._spill import stream_fit_data
 
 VALIDATION_BATCH_SIZE = 256
@@ -146,6 +147,20 @@ def _initial_rate(opt: Any) -> float | None:
     return float(f"{float(keras.ops.convert_to_numpy(rate)):.7g}")
 
 
+@dataclass(frozen=True)
+class _FitPlan:
+    """What one phase's `fit` runs on: the model that trains and its inputs."""
+
+    trained: Model
+    x: Any
+    y: Any
+    validation: Any
+    info: CacheInfo
+    cached: bool = False
+    streamed: bool = False
+    steps: int | None = None
+
+
 @dataclass
 class PhaseRunner:
     """Everything a run's phases share: the model, data, cache store and fit settings."""
@@ -157,13 +172,10 @@ class PhaseRunner:
     validation_data: Any
     store: FeatureCache | None
     cache_off_reason: str
-    batch_size: int
+    settings: TrainSettings
     compile_kwargs: dict[str, Any]
     callbacks: Sequence[Any]
-    early_stopping: Any
     seed: int | None
-    verbose: Any
-    auto_steps: bool = False
     epochs_done: int = 0
     epoch_seconds: list[float] = field(default_factory=list)
 
@@ -174,7 +186,50 @@ class PhaseRunner:
         arrays = {"train": self.train.x}
         if self.validation is not None:
             arrays["validation"] = self.validation.x
-        return plan_cache(self.prepared, arrays, cache=self.store, batch_size=self.batch_size)
+        return plan_cache(
+            self.prepared, arrays, cache=self.store, batch_size=self.settings.batch_size
+        )
+
+    def _fit_plan(self, index: int) -> _FitPlan:
+        """The model to `fit` and its data: the full model, or the remainder on activations."""
+        plan = self._plan()
+        val = None if self.validation is None else (self.validation.x, self.validation.y)
+        if not isinstance(plan, CachePlan):
+            x, y = (self.train.x, self.train.y) if self.train else (self.train_data, None)
+            val = val if self.validation is not None else self.validation_data
+            return _FitPlan(fit_view(self.prepared), x, y, val, plan)
+        assert self.train is not None
+        if plan.info.location == "disk":
+            size = self.settings.batch_size
+            x, val = stream_fit_data(
+                plan.features,
+                self.train.y,
+                None if self.validation is None else self.validation.y,
+                size,
+                max(size, VALIDATION_BATCH_SIZE),
+                # The order's seed is fixed before `fit` re-seeds: the same for every backend.
+                (self.seed + index) if self.seed is not None else int(np.random.randint(2**31)),
+            )
+            return _FitPlan(plan.remainder, x, None, val, plan.info, cached=True, streamed=True)
+        if self.validation is not None:
+            val = (cached_input(plan.features["validation"]), self.validation.y)
+        steps = cached_steps_per_execution(
+            self.settings.auto_steps, self.compile_kwargs["steps_per_execution"]
+        )
+        x = cached_input(plan.features["train"])
+        return _FitPlan(plan.remainder, x, self.train.y, val, plan.info, cached=True, steps=steps)
+
+    def _fit_kwargs(self, fit: _FitPlan) -> dict[str, Any]:
+        """Batch sizes for `fit`: none for a stream (it batches itself, as any PyDataset)."""
+        size = self.settings.batch_size
+        kwargs: dict[str, Any] = {"batch_size": size} if self.train else {}
+        if fit.streamed:
+            return {}
+        if self.validation is not None:
+            # Validation only runs forward: bigger batches are cheaper and leave training as is.
+            val_batch = CACHED_VALIDATION_BATCH_SIZE if fit.cached else VALIDATION_BATCH_SIZE
+            kwargs["validation_batch_size"] = max(size, val_batch)
+        return kwargs
 
     def run(
         self, index: int, phase: Phase, optimizer: Any
@@ -182,67 +237,45 @@ class PhaseRunner:
         """Train `phase`; return its record and its history (one entry per epoch)."""
         start = time.perf_counter()
         apply_phase(self.prepared, phase)
-        plan = self._plan()
-        trained, fit_x, fit_y, fit_val = self.prepared, self.train_data, None, self.validation_data
-        if self.train is not None:
-            fit_x, fit_y = self.train.x, self.train.y
-        if self.validation is not None:
-            fit_val = (self.validation.x, self.validation.y)
-        compile_kwargs, val_batch = dict(self.compile_kwargs), VALIDATION_BATCH_SIZE
-        streamed = isinstance(plan, CachePlan) and plan.info.location == "disk"
-        if isinstance(plan, CachePlan) and streamed:
-            assert self.train is not None
-            trained, fit_y = plan.remainder, None
-            fit_x, fit_val = stream_fit_data(
-                plan.features,
-                self.train.y,
-                None if self.validation is None else self.validation.y,
-                self.batch_size,
-                max(self.batch_size, VALIDATION_BATCH_SIZE),
-                # The order's seed is fixed before `fit` re-seeds: the same for every backend.
-                (self.seed + index) if self.seed is not None else int(np.random.randint(2**31)),
-            )
-        elif isinstance(plan, CachePlan):
-            trained, fit_x = plan.remainder, cached_input(plan.features["train"])
-            if self.validation is not None:
-                fit_val = (cached_input(plan.features["validation"]), self.validation.y)
-            steps = compile_kwargs["steps_per_execution"]
-            compile_kwargs["steps_per_execution"] = cached_steps_per_execution(
-                self.auto_steps, steps
-            )
-            val_batch = CACHED_VALIDATION_BATCH_SIZE
-        else:
-            trained = fit_view(self.prepared)
-        info = plan.info if isinstance(plan, CachePlan) else plan
-        trained.compile(optimizer=optimizer, **compile_kwargs)
+        fit = self._fit_plan(index)
+        compile_kwargs = dict(self.compile_kwargs)
+        if fit.steps is not None:
+            compile_kwargs["steps_per_execution"] = fit.steps
+        fit.trained.compile(optimizer=optimizer, **compile_kwargs)
         if self.seed is not None:
             # Re-seed right before `fit` (offset per phase): computing cached activations may
             # draw from the backend's RNG, and training must not depend on whether it ran.
             keras.utils.set_random_seed(self.seed + index)
         timer = EpochTimer(num_samples=len(self.train) if self.train is not None else None)
-        stopper = make_early_stopping(self.early_stopping)
+        stopper = make_early_stopping(self.settings.early_stopping)
         callbacks = [timer, _ReturnMemory(), *([stopper] if stopper else [])]
-        callbacks += see_full_model(self.callbacks, self.prepared, trained)
-        # A stream (like any PyDataset) batches itself: `fit` refuses batch sizes for it.
-        kwargs: dict[str, Any] = {"batch_size": self.batch_size} if self.train else {}
-        if streamed:
-            kwargs = {}
-        elif self.validation is not None:
-            # Validation only runs forward: bigger batches are cheaper and leave training as is.
-            kwargs["validation_batch_size"] = max(self.batch_size, val_batch)
+        callbacks += see_full_model(self.callbacks, self.prepared, fit.trained)
         assert phase.epochs is not None
-        with remainder_threads() if isinstance(plan, CachePlan) else nullcontext():
-            history = trained.fit(
-                fit_x,
-                fit_y,
-                validation_data=fit_val,
+        with remainder_threads() if fit.cached else nullcontext():
+            history = fit.trained.fit(
+                fit.x,
+                fit.y,
+                validation_data=fit.validation,
                 initial_epoch=self.epochs_done,
                 epochs=self.epochs_done + phase.epochs,
                 callbacks=callbacks,
-                verbose=self.verbose,
-                **kwargs,
+                verbose=self.settings.verbose,
+                **self._fit_kwargs(fit),
             )
         return_free_memory()
+        self.epoch_seconds.extend(timer.epoch_seconds)
+        return self._record(index, phase, optimizer, fit, history, stopper, start)
+
+    def _record(
+        self,
+        index: int,
+        phase: Phase,
+        optimizer: Any,
+        fit: _FitPlan,
+        history: Any,
+        stopper: Any,
+        start: float,
+    ) -> tuple[PhaseRecord, dict[str, list[float]]]:
         epochs = len(history.epoch)
         best = stopped = None
         if stopper is not None and stopper.best is not None:
@@ -254,14 +287,13 @@ class PhaseRunner:
             seconds=time.perf_counter() - start,
             learning_rate=_initial_rate(optimizer),
             trainable_params=count_params(self.prepared)[0],
-            cache=info,
+            cache=fit.info,
             best_epoch=best,
             stopped_epoch=stopped,
         )
         self.epochs_done += epochs
         values = {k: [float(v) for v in vs] for k, vs in history.history.items()}
         values["phase"] = [float(index)] * epochs
-        self.epoch_seconds.extend(timer.epoch_seconds)
         return record, values
 
 
