@@ -96,7 +96,8 @@ def test_a_different_configuration_is_refused_naming_the_field(tmp_path):
 
 KILLED_WRITER = """
 import json, os, signal, sys
-from transferkit import RunRecord, _runlog
+from transferkit import RunRecord
+from transferkit.comparison import _runlog
 
 path = sys.argv[1]
 header, run = (json.loads(line) for line in open(path, "rb").read().splitlines())

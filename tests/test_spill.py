@@ -36,7 +36,7 @@ def _run(train, validation, cache, *, batch_size: int, seed: int = 0, callbacks=
 def own_temp(tmp_path, monkeypatch):
     """The system's temporary directory is `tmp_path`, and the default budget is zero."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    monkeypatch.setattr(tk._cache, "available_memory", lambda: 0)
+    monkeypatch.setattr(tk.training._cache, "available_memory", lambda: 0)
     return tmp_path
 
 

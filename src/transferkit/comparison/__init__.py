@@ -6,10 +6,3 @@ from ._compare import compare_strategies as compare_strategies
 from ._comparison import Comparison as Comparison
 from ._records import RunRecord as RunRecord
 from ._records import SummaryRow as SummaryRow
-
-__all__ = [
-    "Comparison",
-    "RunRecord",
-    "SummaryRow",
-    "compare_strategies",
-]

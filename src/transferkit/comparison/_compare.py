@@ -169,20 +169,8 @@ def compare_strategies(
         verbose = 1
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f'`verbose` must be 0, 1, 2 or "auto". Received: verbose={verbose!r}')
-    settings = TrainSettings(
-        epochs=epochs,
-        batch_size=batch_size,
-        optimizer=optimizer,
-        learning_rate=learning_rate,
-        loss=loss,
-        callbacks=callbacks,
-        verbose=1 if verbose >= 2 else 0,  # each run's Keras bars, under the overall progress
-        cache=cache,
-        steps_per_execution=steps_per_execution,
-        jit_compile=jit_compile,
-        precision=precision,
-        early_stopping=early_stopping,
-    )
+    # Each run's own Keras progress bars show only under the overall progress's verbose=2.
+    settings = TrainSettings.of(locals(), verbose=1 if verbose >= 2 else 0)
     plan = _plan(model, strategies, seeds, train, validation, test, settings, class_names)
     check_data_identity(plan.non_arrays(), data_id, output)
     log, done = _open_log(plan, output, data_id)

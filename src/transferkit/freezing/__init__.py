@@ -16,20 +16,3 @@ from ._layers import leaf_layers as leaf_layers
 from ._summary import LayerInfo as LayerInfo
 from ._summary import TrainableSummary as TrainableSummary
 from ._summary import trainable_summary as trainable_summary
-
-__all__ = [
-    "FreezeReport",
-    "LayerInfo",
-    "LeafLayer",
-    "RecompileWarning",
-    "TrainableState",
-    "TrainableSummary",
-    "as_feature_extractor",
-    "copy_model",
-    "freeze",
-    "frozen",
-    "leaf_layers",
-    "replace_head",
-    "trainable_summary",
-    "unfreeze",
-]

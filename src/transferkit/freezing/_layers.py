@@ -154,50 +154,59 @@ def resolve_boundary(
             )
         return upto if upto >= 0 else n + upto
     if isinstance(upto, str):
-        by_path = [leaf for leaf in leaves if leaf.path == upto]
-        matches = by_path or [leaf for leaf in leaves if leaf.name == upto]
-        if not matches:  # the name or path of a nested model: up to its last leaf layer
-            nested = {
-                id(c): c
-                for leaf in leaves
-                for i, c in enumerate(leaf.containers)
-                if upto in (c.name, "/".join(x.name for x in leaf.containers[: i + 1]))
-            }
-            if len(nested) == 1:
-                (container,) = nested.values()
-                return resolve_boundary(model, container, argument=argument, leaves=leaves)
-            if len(nested) > 1:
-                raise ValueError(
-                    f"`{argument}`={upto!r} is ambiguous: several nested models have that name. "
-                    "Pass the full path instead."
-                )
-        if not matches:
-            raise ValueError(
-                f"No leaf layer named {upto!r} in model {model.name!r}. {_closest(upto, leaves)}"
-            )
-        if len(matches) > 1:
-            paths = ", ".join(repr(m.path) for m in matches)
-            raise ValueError(
-                f"`{argument}`={upto!r} is ambiguous: several leaf layers have that name "
-                f"({paths}). Pass the full path instead."
-            )
-        return matches[0].index + 1
+        return _by_name(model, upto, argument, leaves)
     if isinstance(upto, keras.layers.Layer):
-        for leaf in leaves:
-            if leaf.layer is upto:
-                return leaf.index + 1
-        if isinstance(upto, keras.Model):
-            inner = [leaf for leaf in leaves if any(c is upto for c in leaf.containers)]
-            if inner:
-                return inner[-1].index + 1
-        raise ValueError(
-            f"`{argument}` is the layer {upto.name!r}, which is not a layer of model "
-            f"{model.name!r}. Pass a layer of this model (e.g. `model.get_layer(name)`), its "
-            f"name, or an index. {_closest(upto.name, leaves)}"
-        )
+        return _by_layer(model, upto, argument, leaves)
     raise TypeError(
         f"`{argument}` must be None, an int, a layer name (str) or a `keras.layers.Layer`. "
         f"Received: {argument}={upto!r} of type {type(upto).__name__}."
+    )
+
+
+def _by_name(model: Model, upto: str, argument: str, leaves: list[LeafLayer]) -> int:
+    """`resolve_boundary` for a leaf layer's name or path, or a nested model's."""
+    by_path = [leaf for leaf in leaves if leaf.path == upto]
+    matches = by_path or [leaf for leaf in leaves if leaf.name == upto]
+    if not matches:  # the name or path of a nested model: up to its last leaf layer
+        nested = {
+            id(c): c
+            for leaf in leaves
+            for i, c in enumerate(leaf.containers)
+            if upto in (c.name, "/".join(x.name for x in leaf.containers[: i + 1]))
+        }
+        if len(nested) == 1:
+            (container,) = nested.values()
+            return _by_layer(model, container, argument, leaves)
+        if len(nested) > 1:
+            raise ValueError(
+                f"`{argument}`={upto!r} is ambiguous: several nested models have that name. "
+                "Pass the full path instead."
+            )
+        raise ValueError(
+            f"No leaf layer named {upto!r} in model {model.name!r}. {_closest(upto, leaves)}"
+        )
+    if len(matches) > 1:
+        paths = ", ".join(repr(m.path) for m in matches)
+        raise ValueError(
+            f"`{argument}`={upto!r} is ambiguous: several leaf layers have that name "
+            f"({paths}). Pass the full path instead."
+        )
+    return matches[0].index + 1
+
+
+def _by_layer(model: Model, upto: Layer, argument: str, leaves: list[LeafLayer]) -> int:
+    """`resolve_boundary` for a layer object: a leaf layer, or a nested model's last leaf."""
+    for leaf in leaves:
+        if leaf.layer is upto:
+            return leaf.index + 1
+    if isinstance(upto, keras.Model):
+        inner = [leaf for leaf in leaves if any(c is upto for c in leaf.containers)]
+        if inner:
+            return inner[-1].index + 1
+    raise ValueError(
+        f"`{argument}` is the layer {upto.name!r}, which is not a layer of model "
+        f"{model.name!r}. Pass a layer of this model (e.g. `model.get_layer(name)`), its "
+        f"name, or an index. {_closest(upto.name, leaves)}"
     )
 
 

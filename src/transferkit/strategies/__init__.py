@@ -14,18 +14,3 @@ from ._recipes import LinearProbeThenFineTune as LinearProbeThenFineTune
 from ._recipes import Scratch as Scratch
 from ._resolve import resolve_strategy as resolve_strategy
 from ._strategy import Strategy as Strategy
-
-__all__ = [
-    "FeatureExtractor",
-    "FullFineTune",
-    "GradualUnfreeze",
-    "L2SP",
-    "LayerRates",
-    "LinearProbeThenFineTune",
-    "LoRA",
-    "PartialFreeze",
-    "Phase",
-    "Scratch",
-    "Strategy",
-    "resolve_strategy",
-]

@@ -7,11 +7,3 @@ from ._cache import FeatureCache as FeatureCache
 from ._fine_tune import fine_tune as fine_tune
 from ._phases import PhaseRecord as PhaseRecord
 from ._run import FitResult as FitResult
-
-__all__ = [
-    "CacheInfo",
-    "FeatureCache",
-    "FitResult",
-    "PhaseRecord",
-    "fine_tune",
-]

@@ -299,30 +299,22 @@ def plan_cache(
 
     Returns a `CachePlan`, or a `CacheInfo` saying why the cache is not used.
     """
-    from ..timing import Timer
-
     k, reason = frozen_prefix(model)
     if k == 0:
         return CacheInfo(used=False, reason=f"no cacheable frozen prefix: {reason}")
     layers = children(model)
     prefix_layers, rest = layers[:k], layers[k:]
     feature_shape = tuple(int(d) for d in prefix_layers[-1].output.shape[1:])
-    per_sample = int(np.prod(feature_shape)) * 4
-    total = sum(len(a) for a in arrays.values()) * per_sample
+    total = sum(len(a) for a in arrays.values()) * int(np.prod(feature_shape)) * 4
     store = cache if cache is not None else FeatureCache()
     keys = _prefix_keys(prefix_layers, arrays)
-    key = keys[-1]
-    shared = key in store.entries  # the same activations, maybe before a Flatten or Reshape
+    shared = keys[-1] in store.entries  # the same activations, maybe before a Flatten or Reshape
     spill = not shared and store.nbytes + total > store.budget_bytes
     over = (
         f"the activations take {total / 2**20:.0f} MiB, over the cache's memory budget of "
         f"{store.budget_bytes / 2**20:.0f} MiB"
     )
-    refusal = ""
-    if spill and not store.spill:
-        refusal = f"{over}, and spilling to disk is off (spill=False)"
-    elif spill and store._disk.free_bytes() < total + 2**26:
-        refusal = f"{over}, and the disk has only {store._disk.free_bytes() / 2**20:.0f} MiB free"
+    refusal = _refusal(store, spill, over, total)
     if refusal:
         return CacheInfo(used=False, reason=refusal, prefix_layers=k, feature_shape=feature_shape)
     prefix = keras.Model(model.inputs, prefix_layers[-1].output, name=f"{model.name}_prefix")
@@ -330,26 +322,12 @@ def plan_cache(
         [keras.Input(shape=feature_shape), *rest], name=f"{model.name}_remainder"
     )
     base = next((j for j in range(k, 0, -1) if keys[j - 1] in store.entries), 0)
-    with Timer() as timer:
-        if not shared:
-            source, model_ = _source(prefix, prefix_layers, base, arrays, store, keys)
-        if spill:
-            size = max(batch_size, 256)
-            store.entries[key] = spill_features(
-                model_,
-                source,
-                feature_shape,
-                size,
-                store._disk.make(),
-                key[:16],
-            )
-        elif not shared:
-            store.entries[key] = {
-                name: predict_into(model_, a, feature_shape, max(batch_size, 256))
-                for name, a in source.items()
-            }
+    seconds = 0.0
+    if not shared:
+        source = _source(prefix, prefix_layers, base, arrays, store, keys)
+        seconds = _fill(store, keys[-1], source, feature_shape, max(batch_size, 256), spill)
     return_free_memory()
-    features = {name: _reshaped(a, feature_shape) for name, a in store.entries[key].items()}
+    features = {name: _reshaped(a, feature_shape) for name, a in store.entries[keys[-1]].items()}
     extended = f" (from the cached activations of the first {base})" if 0 < base < k else ""
     path = spilled_path(features["train"])
     where = f"; {over}, so they were written to {path} and streamed from there" if path else ""
@@ -362,9 +340,43 @@ def plan_cache(
         prefix_layers=k,
         feature_shape=feature_shape,
         nbytes=total,
-        seconds=0.0 if shared else timer.seconds,
+        seconds=seconds,
         shared=shared,
         location="memory" if path is None else "disk",
         path=path,
     )
     return CachePlan(prefix=prefix, remainder=remainder, info=info, features=features)
+
+
+def _refusal(store: FeatureCache, spill: bool, over: str, total: int) -> str:
+    """Why activations over the memory budget cannot be spilled to disk (`""` if they can)."""
+    if spill and not store.spill:
+        return f"{over}, and spilling to disk is off (spill=False)"
+    if spill and store._disk.free_bytes() < total + 2**26:
+        return f"{over}, and the disk has only {store._disk.free_bytes() / 2**20:.0f} MiB free"
+    return ""
+
+
+def _fill(
+    store: FeatureCache,
+    key: str,
+    source: tuple[dict[str, np.ndarray[Any, Any]], Model],
+    feature_shape: tuple[int, ...],
+    batch_size: int,
+    spill: bool,
+) -> float:
+    """Compute the activations of `source` into `store` (memory or disk); the seconds taken."""
+    from ..timing import Timer
+
+    arrays, model = source
+    with Timer() as timer:
+        if spill:
+            store.entries[key] = spill_features(
+                model, arrays, feature_shape, batch_size, store._disk.make(), key[:16]
+            )
+        else:
+            store.entries[key] = {
+                name: predict_into(model, a, feature_shape, batch_size)
+                for name, a in arrays.items()
+            }
+    return timer.seconds

@@ -109,6 +109,21 @@ def check_pair(
 
 def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
     """Validate an `(x, y)` pair for `model` (lengths, finite inputs, shapes, label range)."""
+    x, y = _as_arrays(data, name)
+    _check_inputs(x, name, model)
+    units = output_units(model)
+    _check_head(model, units)
+    one_hot = y.ndim == 2 and y.shape[1] == units and units > 1
+    if one_hot:
+        if not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=1) == 1):
+            raise ValueError(f"`{name}` labels look one-hot but rows are not one-hot vectors.")
+    else:
+        _check_class_ids(y, name, units)
+    return ArrayData(x=x, y=y, one_hot=one_hot)
+
+
+def _as_arrays(data: Any, name: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """`data` as NumPy `(x, y)` with numeric, non-empty inputs and one label per input."""
     if not is_array_pair(data):
         raise ValueError(
             f"`{name}` must be an `(x, y)` tuple of NumPy arrays or a dataset Keras `fit` "
@@ -139,6 +154,11 @@ def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
         )
     if len(x) == 0:
         raise ValueError(f"`{name}` is empty: it needs at least one sample.")
+    return x, y
+
+
+def _check_inputs(x: np.ndarray[Any, Any], name: str, model: Model) -> None:
+    """Refuse NaN/inf inputs and a per-sample shape the model cannot take."""
     if np.issubdtype(x.dtype, np.floating):
         bad = count_nonfinite(x)  # chunk by chunk: x may be a memmap larger than memory
         if bad:
@@ -148,52 +168,46 @@ def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
             )
     input_shape = io_shapes(model)[0]
     expected = None if input_shape is None else tuple(input_shape[1:])
-    if expected is not None:
-        # Keras adapts a rank off by one through a trailing axis of size 1 (e.g. (n, 28, 28)
-        # for (28, 28, 1)); any other rank fails inside `fit`, after training has started.
-        got = tuple(x.shape[1:])
-        if len(got) == len(expected) + 1 and got[-1] == 1:
-            got = got[:-1]
-        elif len(got) == len(expected) - 1 and expected[-1] == 1:
-            got = (*got, 1)
-        if len(got) != len(expected) or any(
-            w is not None and g != w for g, w in zip(got, expected, strict=True)
-        ):
-            raise ValueError(
-                f"`{name}` inputs have shape {x.shape[1:]} per sample but the model expects "
-                f"{expected}. Resize or reshape the data (see "
-                "`transferkit.datasets.resize_images`)."
-            )
-    units = output_units(model)
-    _check_head(model, units)
-    one_hot = y.ndim == 2 and y.shape[1] == units and units > 1
-    if one_hot:
-        if not np.all((y == 0) | (y == 1)) or not np.all(y.sum(axis=1) == 1):
-            raise ValueError(f"`{name}` labels look one-hot but rows are not one-hot vectors.")
-    else:
-        if y.ndim > 1 and not (y.ndim == 2 and y.shape[1] == 1):
-            raise ValueError(
-                f"`{name}` labels must be integer class ids of shape (n,) or one-hot of shape "
-                f"(n, {units}). Received shape {y.shape}."
-            )
-        if not np.issubdtype(y.dtype, np.integer):
-            if (
-                not np.issubdtype(y.dtype, np.floating)
-                or not np.all(np.isfinite(y))
-                or not np.all(np.equal(np.mod(y, 1), 0))
-            ):
-                raise ValueError(
-                    f"`{name}` labels must be integer class ids. Received dtype {y.dtype}."
-                )
-        n_classes = max(units, 2)
-        low, high = (int(y.min()), int(y.max()))
-        if low < 0 or high >= n_classes:
-            raise ValueError(
-                f"`{name}` labels must be in [0, {n_classes - 1}] for a model with {units} "
-                f"output units. Received labels in [{low}, {high}]. Use `replace_head(model, "
-                f"{high + 1})` for a head sized for your classes."
-            )
-    return ArrayData(x=x, y=y, one_hot=one_hot)
+    if expected is None:
+        return
+    # Keras adapts a rank off by one through a trailing axis of size 1 (e.g. (n, 28, 28)
+    # for (28, 28, 1)); any other rank fails inside `fit`, after training has started.
+    got = tuple(x.shape[1:])
+    if len(got) == len(expected) + 1 and got[-1] == 1:
+        got = got[:-1]
+    elif len(got) == len(expected) - 1 and expected[-1] == 1:
+        got = (*got, 1)
+    if len(got) != len(expected) or any(
+        w is not None and g != w for g, w in zip(got, expected, strict=True)
+    ):
+        raise ValueError(
+            f"`{name}` inputs have shape {x.shape[1:]} per sample but the model expects "
+            f"{expected}. Resize or reshape the data (see "
+            "`transferkit.datasets.resize_images`)."
+        )
+
+
+def _check_class_ids(y: np.ndarray[Any, Any], name: str, units: int) -> None:
+    """Refuse labels that are not integer class ids in the head's range."""
+    if y.ndim > 1 and not (y.ndim == 2 and y.shape[1] == 1):
+        raise ValueError(
+            f"`{name}` labels must be integer class ids of shape (n,) or one-hot of shape "
+            f"(n, {units}). Received shape {y.shape}."
+        )
+    if not np.issubdtype(y.dtype, np.integer) and (
+        not np.issubdtype(y.dtype, np.floating)
+        or not np.all(np.isfinite(y))
+        or not np.all(np.equal(np.mod(y, 1), 0))
+    ):
+        raise ValueError(f"`{name}` labels must be integer class ids. Received dtype {y.dtype}.")
+    n_classes = max(units, 2)
+    low, high = (int(y.min()), int(y.max()))
+    if low < 0 or high >= n_classes:
+        raise ValueError(
+            f"`{name}` labels must be in [0, {n_classes - 1}] for a model with {units} "
+            f"output units. Received labels in [{low}, {high}]. Use `replace_head(model, "
+            f"{high + 1})` for a head sized for your classes."
+        )
 
 
 def _check_head(model: Model, units: int) -> None:

@@ -118,21 +118,7 @@ def fine_tune(
     ```
     """
     strat = resolve_strategy(strategy)
-    settings = TrainSettings(
-        epochs=strat.epochs or epochs,
-        batch_size=batch_size,
-        optimizer=optimizer,
-        learning_rate=learning_rate,
-        loss=loss,
-        callbacks=callbacks,
-        metrics=metrics,
-        verbose=verbose,
-        cache=cache,
-        steps_per_execution=steps_per_execution,
-        jit_compile=jit_compile,
-        precision=precision,
-        early_stopping=early_stopping,
-    )
+    settings = TrainSettings.of(locals(), epochs=strat.epochs or epochs)
     if settings.precision not in (None, "float32") and not copy:
         raise ValueError(
             "`precision` needs `copy=True`: a model's dtype policy cannot be changed in place."

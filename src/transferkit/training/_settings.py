@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 import keras
@@ -124,6 +124,12 @@ class TrainSettings:
         _check_steps(self.steps_per_execution)
         _check_precision(self.precision)
         make_optimizer(self.optimizer, self.learning_rate)  # an unknown optimizer fails now
+
+    @classmethod
+    def of(cls, arguments: Mapping[str, Any], **overrides: Any) -> TrainSettings:
+        """The settings among an entry point's `arguments` (its `locals()`), with `overrides`."""
+        given = {f.name: arguments[f.name] for f in fields(cls) if f.name in arguments}
+        return cls(**{**given, **overrides})
 
     def check_validation(self, validation: Any) -> None:
         """Raise if early stopping needs validation data that `validation` does not give."""
