@@ -9,6 +9,7 @@ from .comparison import Comparison as Comparison
 from .comparison import RunRecord as RunRecord
 from .comparison import SummaryRow as SummaryRow
 from .comparison import compare_strategies as compare_strategies
+from .comparison import load_comparison as load_comparison
 from .freezing import FreezeReport as FreezeReport
 from .freezing import LayerInfo as LayerInfo
 from .freezing import LeafLayer as LeafLayer
@@ -46,6 +47,7 @@ __all__ = [
     "RunRecord",
     "SummaryRow",
     "compare_strategies",
+    "load_comparison",
     "CacheInfo",
     "FeatureCache",
     "FeatureExtractor",

@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from .._serial import describe
 from .._validate import check_positive_int
-from .._version import __version__
 from ..freezing._layers import ensure_built
-from ..metrics import evaluate
 from ..strategies._resolve import resolve_strategy
 from ..strategies._strategy import Strategy
 from ..training._cache import FeatureCache
-from ..training._callbacks import EarlyStoppingSpec, early_stopping_config
-from ..training._data import ArrayData, Data, check_class_names, check_data, check_pair
+from ..training._callbacks import EarlyStoppingSpec
+from ..training._data import Data, check_class_names, check_data, check_pair
 from ..training._phases import strategy_phases
-from ..training._run import FitResult, run_strategy
 from ..training._settings import Auto, TrainSettings
 from ..types import Model
 from ._comparison import Comparison
-from ._progress import RunProgress
-from ._records import RunRecord
+from ._models import ModelKeeper, check_keep
+from ._records import RunKey, RunRecord
 from ._runlog import RunLog, check_data_identity, data_hashes
+from ._runner import ComparisonPlan, Runner, best_key
+from ._search import RateSpec, check_search, resolve_grids
 
 
 def _resolve_seeds(seeds: int | Sequence[int]) -> list[int]:
@@ -89,6 +86,9 @@ def compare_strategies(
     precision: str | None = None,
     early_stopping: EarlyStoppingSpec = None,
     data_id: str | None = None,
+    learning_rates: RateSpec = None,
+    search: str = "grid",
+    keep_models: str = "best",
 ) -> Comparison:
     """Train every strategy with every seed from the same starting weights and compare them.
 
@@ -136,15 +136,38 @@ def compare_strategies(
         data_id: str or None. With `output=`, the identity of data that are not NumPy arrays
             (tf.data, PyDataset), which cannot be hashed: change it whenever the data change.
             Defaults to `None` (such data are refused with `output=`).
+        learning_rates: None, `"auto"`, a list of rates, or a mapping from strategy label to
+            a list. A learning-rate search: each strategy trains at each of its rates (with
+            every seed) and the rate with the best mean *validation* accuracy is chosen;
+            summaries, `best()`, reports and `model()` use each strategy at its chosen rate,
+            and every run stays in `runs` with its `learning_rate`. `"auto"` searches each
+            strategy's `search_multipliers` times the optimizer's rate (Adam: 3e-4, 1e-3,
+            3e-3 for strategies that train the body; 1e-3 to 3e-2 for `FeatureExtractor` and
+            `LoRA`; 3e-4 to 1e-2 for LP-FT). A strategy with its own `learning_rate` is not
+            searched. Needs NumPy validation data. Defaults to `None` (no search: the
+            optimizer's or `learning_rate`'s rate).
+        search: `"grid"` (every rate trains all epochs) or `"halving"` (successive halving
+            with factor 3: every rate trains a ninth or a third of the epochs, the best third
+            of the rates on validation continue, the last one trains all epochs; the shortened
+            runs are recorded with their `rung`). Defaults to `"grid"`.
+        keep_models: `"best"` (the model of the best strategy's best-validation seed),
+            `"all"` (every full-length run's) or `"none"`. Kept models stay in memory, or with
+            `output=` are written as `.keras` files into a folder beside the log
+            (`runs.jsonl` -> `runs.models/`), where a resumed comparison finds them;
+            `Comparison.model()` returns them. `"best"` keeps nothing without validation data
+            (nothing to choose on). Defaults to `"best"`.
 
     Returns:
-        A `Comparison` with one `RunRecord` per strategy and seed.
+        A `Comparison` with one `RunRecord` per strategy, seed and learning rate.
 
     Raises:
         ValueError: Before any training: empty or duplicate strategies, an unknown strategy
             name, labels out of range, mismatched x/y lengths, NaN/inf inputs, a missing test
-            set, `seeds < 1`, `learning_rate <= 0`, `class_names` of the wrong length, or an
-            `output` file that is not this configuration's log or cannot be written.
+            set, `seeds < 1`, `learning_rate <= 0`, `class_names` of the wrong length, an
+            `output` file that is not this configuration's log or cannot be written, a
+            learning-rate grid that is empty or holds a rate that is not a finite number > 0,
+            a `learning_rates` label that names no strategy, a search without validation
+            data, or an unknown `search` or `keep_models`.
         TypeError: If `model` is neither a `keras.Model` nor a factory returning one.
 
     Example:
@@ -169,76 +192,26 @@ def compare_strategies(
         verbose = 1
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f'`verbose` must be 0, 1, 2 or "auto". Received: verbose={verbose!r}')
+    check_keep(keep_models)
     # Each run's own Keras progress bars show only under the overall progress's verbose=2.
     settings = TrainSettings.of(locals(), verbose=1 if verbose >= 2 else 0)
     plan = _plan(model, strategies, seeds, train, validation, test, settings, class_names)
+    plan = replace(plan, grids=resolve_grids(learning_rates, plan.strategies, settings))
+    check_search(search, plan.grids, plan.arrays[1] is not None)
+    plan = replace(plan, search=search if learning_rates is not None else None)
     check_data_identity(plan.non_arrays(), data_id, output)
     log, done = _open_log(plan, output, data_id)
-    progress = RunProgress(len(plan.strategies) * len(plan.seeds), verbose=verbose)
+    nothing_to_choose_on = keep_models == "best" and plan.arrays[1] is None
+    keeper = ModelKeeper("none" if nothing_to_choose_on else keep_models, output)
     with _comparison_cache(cache) as store:
         shared = replace(settings, cache=store if store is not None else False)
-        runs = [
-            _resumed(done[(s.name, seed)], output, progress)
-            if (s.name, seed) in done
-            else _run(plan, shared, s, seed, log, progress)
-            for s in plan.strategies
-            for seed in plan.seeds
-        ]
-    progress.close()
-    return Comparison(runs=tuple(runs), config=plan.config())
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """A checked comparison: the starting model, strategies, seeds, data and settings."""
-
-    start: Model
-    strategies: list[Strategy]
-    seeds: list[int]
-    train: Data
-    validation: Data | None
-    test: ArrayData
-    arrays: tuple[ArrayData | None, ArrayData | None]
-    settings: TrainSettings
-    class_names: list[str] | None
-
-    def non_arrays(self) -> list[str]:
-        """The data sets given as something other than NumPy arrays."""
-        given = {
-            "train": (self.train, self.arrays[0]),
-            "validation": (self.validation, self.arrays[1]),
-        }
-        return [name for name, (d, a) in given.items() if d is not None and a is None]
-
-    def config(self) -> dict[str, Any]:
-        """What the results depend on: the log's fingerprint and `Comparison.config`."""
-        s = self.settings
-        return {
-            "transferkit": __version__,
-            "backend": keras.backend.backend(),
-            "strategies": [strategy.to_dict() for strategy in self.strategies],
-            "epochs": s.epochs,
-            "batch_size": s.batch_size,
-            "optimizer": describe(s.optimizer),
-            "learning_rate": describe(s.learning_rate),
-            "loss": describe(s.loss),
-            "callbacks": [describe(c) for c in s.callbacks],
-            "precision": s.precision,
-            "early_stopping": early_stopping_config(s.early_stopping),
-            "train_samples": len(self.arrays[0]) if self.arrays[0] is not None else None,
-            "test_samples": len(self.test),
-        }
-
-
-def _start_model(model: Model | Callable[[], Model]) -> Model:
-    start = model() if callable(model) and not isinstance(model, keras.Model) else model
-    if not isinstance(start, keras.Model):
-        raise TypeError(
-            "`model` must be a built `keras.Model` or a zero-argument factory returning one. "
-            f"Received: {type(start).__name__}"
-        )
-    ensure_built(start)
-    return start
+        runs = Runner(plan, shared, log, done, keeper, verbose, output).run_all()
+    comparison = Comparison(
+        runs=tuple(runs),
+        config=plan.config(),
+        strategy_objects={s.name: s for s in plan.strategies},
+    )
+    return replace(comparison, kept=keeper.only(best_key(comparison)))
 
 
 def _plan(
@@ -250,7 +223,7 @@ def _plan(
     test: Data,
     settings: TrainSettings,
     class_names: Sequence[str] | None,
-) -> _Plan:
+) -> ComparisonPlan:
     """Check everything before the first run: strategies, seeds, model, data, names."""
     strategy_list = _resolve_strategies(strategies)
     seed_list = _resolve_seeds(seeds)
@@ -270,14 +243,25 @@ def _plan(
     settings.check_validation(validation)
     check_class_names(class_names, start)
     names = list(class_names) if class_names is not None else None
-    return _Plan(
+    return ComparisonPlan(
         start, strategy_list, seed_list, train, validation, test_arrays, arrays, settings, names
     )
 
 
+def _start_model(model: Model | Callable[[], Model]) -> Model:
+    start = model() if callable(model) and not isinstance(model, keras.Model) else model
+    if not isinstance(start, keras.Model):
+        raise TypeError(
+            "`model` must be a built `keras.Model` or a zero-argument factory returning one. "
+            f"Received: {type(start).__name__}"
+        )
+    ensure_built(start)
+    return start
+
+
 def _open_log(
-    plan: _Plan, output: str | Path | None, data_id: str | None
-) -> tuple[RunLog | None, dict[tuple[str, int], RunRecord]]:
+    plan: ComparisonPlan, output: str | Path | None, data_id: str | None
+) -> tuple[RunLog | None, dict[RunKey, RunRecord]]:
     """The verified log of this configuration and its finished runs (none without `output`)."""
     if output is None:
         return None, {}
@@ -295,55 +279,3 @@ def _comparison_cache(cache: bool | FeatureCache) -> Iterator[FeatureCache | Non
     finally:
         if store is not None and store is not cache:
             store.close()
-
-
-def _resumed(record: RunRecord, output: Any, progress: RunProgress) -> RunRecord:
-    acc = record.metrics.accuracy
-    progress.resumed(
-        record.strategy, record.seed, f"resumed from {output} (test accuracy {acc:.4f})"
-    )
-    return record
-
-
-def _record(plan: _Plan, strategy: Strategy, seed: int, result: FitResult) -> RunRecord:
-    """The run's record: its test (and validation) metrics, timing and history."""
-    val = plan.arrays[1]
-    return RunRecord(
-        strategy=strategy.name,
-        seed=seed,
-        epochs=result.epochs,
-        metrics=evaluate(result.model, plan.test.x, plan.test.y, class_names=plan.class_names),
-        timing=result.timing,
-        history=result.history,
-        cache=result.cache,
-        validation=(
-            evaluate(result.model, val.x, val.y, class_names=plan.class_names)
-            if val is not None
-            else None
-        ),
-        phases=result.phases,
-    )
-
-
-def _run(
-    plan: _Plan,
-    settings: TrainSettings,
-    strategy: Strategy,
-    seed: int,
-    log: RunLog | None,
-    progress: RunProgress,
-) -> RunRecord:
-    """Train and evaluate one run from the starting weights; append it to the log at once."""
-    progress.start_run(strategy.name, seed)
-    result = run_strategy(plan.start, plan.train, plan.validation, strategy, settings, seed=seed)
-    record = _record(plan, strategy, seed, result)
-    if log is not None:
-        log.append(record)
-    cached = " (cached prefix)" if result.cache.used else ""
-    progress.finish_run(
-        f"test accuracy {record.metrics.accuracy:.4f}, macro F1 {record.metrics.f1_macro:.4f}, "
-        f"{result.timing.train_seconds:.1f} s{cached}"
-    )
-    del result
-    gc.collect()
-    return record

@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ._records import BASELINE, SUMMARY_METRICS, RunRecord, SummaryRow, summarize
+from ..strategies._resolve import strategy_from_dict, with_learning_rate
+from ..strategies._strategy import Strategy
+from ..types import Model
+from ._models import load
+from ._records import BASELINE, SUMMARY_METRICS, RunKey, RunRecord, SummaryRow, summarize
+from ._search import best_rates, mean_validation
 
 
 @dataclass(frozen=True)
 class Comparison:
     """All runs of a strategy comparison, with summaries, exports and plots.
 
+    With a learning-rate search (`compare_strategies(learning_rates=...)`) each strategy is
+    summarised, compared and chosen at its own rate, the one with the best mean validation
+    accuracy (`chosen_rates()`); `runs` still holds every run.
+
     Attributes:
-        runs: One `RunRecord` per strategy and seed, in the order they were planned.
-        config: The comparison's configuration (strategies, epochs, batch size, data shapes).
+        runs: One `RunRecord` per strategy, seed and learning rate, in the order they ran.
+        config: The comparison's configuration (strategies, epochs, batch size, data shapes,
+            and with a search each strategy's grid).
+        kept: The trained models `keep_models` kept, by run key (in memory or `.keras`
+            files); `model()` returns them.
+        strategy_objects: The strategies by label, as passed (`strategy()` rebuilds them from
+            `config` when absent, e.g. for a comparison read back by `load_comparison`).
 
     Example:
     ```python
@@ -49,15 +65,106 @@ class Comparison:
 
     runs: tuple[RunRecord, ...]
     config: dict[str, Any] = field(default_factory=dict)
+    kept: Mapping[RunKey, Any] = field(default_factory=dict, repr=False, compare=False)
+    strategy_objects: Mapping[str, Strategy] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @property
     def strategies(self) -> tuple[str, ...]:
         """Strategy names in order of first appearance."""
         return tuple(dict.fromkeys(run.strategy for run in self.runs))
 
-    def runs_of(self, strategy: str) -> tuple[RunRecord, ...]:
-        """The runs of one strategy."""
-        return tuple(run for run in self.runs if run.strategy == strategy)
+    @cached_property
+    def _chosen(self) -> dict[str, float | None]:
+        chosen: dict[str, float | None] = {}
+        for strategy in self.strategies:
+            full = [r for r in self.runs if r.strategy == strategy and r.rung is None]
+            rates = list(dict.fromkeys(r.learning_rate for r in full))
+            chosen[strategy] = best_rates(full, rates, 1)[0] if len(rates) > 1 else rates[0]
+        return chosen
+
+    def chosen_rates(self) -> dict[str, float | None]:
+        """Each strategy's learning rate with the best mean validation accuracy over its seeds
+        (`None`: the strategy was not searched). Test metrics never take part."""
+        return dict(self._chosen)
+
+    def runs_of(self, strategy: str, *, all_rates: bool = False) -> tuple[RunRecord, ...]:
+        """The runs of one strategy at its chosen rate (`all_rates=True`: every run of it)."""
+        if all_rates:
+            return tuple(run for run in self.runs if run.strategy == strategy)
+        rate = self._chosen.get(strategy)
+        return tuple(
+            run
+            for run in self.runs
+            if run.strategy == strategy and run.rung is None and run.learning_rate == rate
+        )
+
+    @property
+    def chosen_runs(self) -> tuple[RunRecord, ...]:
+        """Every strategy's runs at its chosen rate (all runs when nothing was searched)."""
+        return tuple(run for s in self.strategies for run in self.runs_of(s))
+
+    def _check_label(self, label: str) -> None:
+        if label not in self.strategies:
+            close = difflib.get_close_matches(str(label), self.strategies, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"{label!r} is not a strategy of this comparison. Strategies: "
+                f"{list(self.strategies)}.{hint}"
+            )
+
+    def best_run(self, label: str | None = None) -> RunRecord:
+        """The run of `label` (default: `best()`) at its chosen rate with the best validation
+        accuracy: the run whose model `model()` returns by default."""
+        label = self.best() if label is None else label
+        self._check_label(label)
+        return max(self.runs_of(label), key=lambda run: mean_validation([run]))
+
+    def strategy(self, label: str) -> Strategy:
+        """The strategy behind `label`, at its chosen learning rate, to train again.
+
+        `fine_tune(model, train, strategy=comparison.strategy(comparison.best()), seed=...)`
+        with the comparison's settings and a run's seed reproduces that run.
+
+        Raises:
+            ValueError: If `label` is not a strategy of this comparison, or a strategy of a
+                comparison read back from a log cannot be rebuilt (a user-defined class).
+        """
+        self._check_label(label)
+        strategy = self.strategy_objects.get(label)
+        if strategy is None:
+            configs = {d.get("name"): d for d in self.config.get("strategies", [])}
+            strategy = strategy_from_dict(configs.get(label, {"name": label}))
+        rate = self._chosen.get(label)
+        return strategy if rate is None else with_learning_rate(strategy, rate)
+
+    def model(self, label: str | None = None, seed: int | None = None) -> Model:
+        """A kept trained model: `label`'s run at its chosen rate, best-validation seed first.
+
+        Without arguments, the best strategy's best-validation seed (`best_run()`).
+
+        Raises:
+            ValueError: If `label` is unknown, or that run's model was not kept (pass
+                `keep_models="all"` to `compare_strategies` to keep every run's).
+        """
+        if seed is None:
+            run = self.best_run(label)
+        else:
+            label = self.best() if label is None else label
+            self._check_label(label)
+            matches = [r for r in self.runs_of(label) if r.seed == seed]
+            if not matches:
+                seeds = sorted(r.seed for r in self.runs_of(label))
+                raise ValueError(f"{label!r} has no run with seed {seed}. Seeds: {seeds}.")
+            run = matches[0]
+        if run.key not in self.kept:
+            raise ValueError(
+                f"The model of {run.strategy!r} (seed {run.seed}) was not kept. Kept: "
+                f"{len(self.kept)} model(s). Pass `keep_models='all'` to `compare_strategies` "
+                "to keep every run's model."
+            )
+        return load(self.kept[run.key])
 
     def summary(self, metrics: Sequence[str] = SUMMARY_METRICS) -> tuple[SummaryRow, ...]:
         """Mean, std and 95% CI per strategy and metric (`ClassificationMetrics` fields or
@@ -113,11 +220,7 @@ class Comparison:
         if not hasattr(self.runs[0].validation, metric):
             raise ValueError(f"Unknown `metric`. Received: metric={metric!r}")
 
-        def score(strategy: str) -> float:
-            values = [float(getattr(r.validation, metric)) for r in self.runs_of(strategy)]
-            return sum(values) / len(values)
-
-        return max(self.strategies, key=score)
+        return max(self.strategies, key=lambda s: mean_validation(self.runs_of(s), metric))
 
     def to_dict(self) -> dict[str, Any]:
         """Config, runs and summary as one JSON-serialisable dict."""
@@ -238,7 +341,7 @@ class Comparison:
         """
         from ._plots import plot_history
 
-        return plot_history(self.runs, path, metric=metric)
+        return plot_history(self.chosen_runs, path, metric=metric)
 
     def plot_tradeoff(self, path: str | Path | None = None, *, metric: str = "accuracy") -> Any:
         """Test `metric` against training time, one point per run, means marked.
@@ -248,4 +351,4 @@ class Comparison:
         """
         from ._plots import plot_tradeoff
 
-        return plot_tradeoff(self.runs, path, metric=metric)
+        return plot_tradeoff(self.chosen_runs, path, metric=metric)

@@ -102,6 +102,13 @@ class RunProgress:
             self._bar.update(self._task, completed=self._done, description=description)
             self._bar.refresh()
 
+    def note(self, text: str) -> None:
+        """A plain line of its own, e.g. what a learning-rate search will cost."""
+        if self._bar is not None:
+            self._bar.console.print(Text(text))
+        elif self.verbose:
+            print(text, flush=True)
+
     def start_run(self, strategy: str, seed: int) -> None:
         """A run starts training."""
         self._tag = f"{strategy} seed={seed}"

@@ -20,6 +20,10 @@ BASELINE = "scratch"
 """The control that `Comparison.summary` and `to_markdown` report gains against."""
 
 
+RunKey = tuple[str, int, float | None, int | None]
+"""A run's identity in a comparison: `(strategy, seed, learning_rate, rung)`."""
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """One strategy trained with one seed and evaluated on the test set.
@@ -37,6 +41,10 @@ class RunRecord:
             without NumPy validation data.
         phases: One `PhaseRecord` per phase (epochs, seconds, learning rate, cache, best and
             stopped epoch under early stopping).
+        learning_rate: The rate a learning-rate search trained this run at, or `None` when
+            the run was not part of a search (the strategy's or the caller's rate).
+        rung: With `search="halving"`, the round of a shortened run (0 is the first, with
+            the fewest epochs); `None` for a run with the full epochs.
     """
 
     strategy: str
@@ -49,6 +57,13 @@ class RunRecord:
     resumed: bool = False
     validation: ClassificationMetrics | None = None
     phases: tuple[PhaseRecord, ...] = ()
+    learning_rate: float | None = None
+    rung: int | None = None
+
+    @property
+    def key(self) -> RunKey:
+        """What identifies the run in a comparison: strategy, seed, rate and rung."""
+        return (self.strategy, self.seed, self.learning_rate, self.rung)
 
     def value(self, metric: str) -> float:
         """A headline number of this run: a metric name or `"train_seconds"`."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from .._serial import content_hash, jsonable
 from ..types import Model
-from ._records import RunRecord
+from ._records import RunKey, RunRecord
 
 LOG_FORMAT = "transferkit-comparison-log"
 """The header's `format` field: what identifies a file as a transferkit comparison log."""
@@ -78,6 +78,39 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _refusal(where: str, why: str) -> ValueError:
+    return ValueError(
+        f"{where} {why} It was not modified. Choose another path, or move the file away to "
+        "start over."
+    )
+
+
+def _parse(raw: bytes, where: str) -> tuple[dict[str, Any], list[RunRecord], int]:
+    """A log's header, its complete run records, and where its complete lines end."""
+    good_end = raw.rfind(b"\n") + 1
+    lines = raw[:good_end].splitlines()
+    try:
+        first = json.loads(lines[0]) if lines else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        first = None
+    if not isinstance(first, dict) or first.get("kind") != "header":
+        raise _refusal(where, "is not a transferkit comparison log (no transferkit header).")
+    records = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            if entry.get("kind") != "run":
+                continue
+            records.append(RunRecord.from_dict(entry, resumed=True))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise _refusal(
+                where, f"is damaged: line {number} is not a complete run record."
+            ) from None
+    return first, records, good_end
+
+
 class RunLog:
     """A comparison's `output=` file: verified on open, appended a whole record at a time."""
 
@@ -88,7 +121,7 @@ class RunLog:
     @classmethod
     def open(
         cls, output: str | os.PathLike[str], config: dict[str, Any], hashes: dict[str, Any]
-    ) -> tuple[RunLog, dict[tuple[str, int], RunRecord]]:
+    ) -> tuple[RunLog, dict[RunKey, RunRecord]]:
         """Verify (or create) the log before anything trains; return it and its finished runs."""
         path = Path(output)
         fields = json.loads(json.dumps({**jsonable(config), "hashes": hashes}, sort_keys=True))
@@ -121,20 +154,10 @@ class RunLog:
         return log, {}
 
     def _refuse(self, why: str) -> ValueError:
-        return ValueError(
-            f"`output` file {str(self.path)!r} {why} It was not modified. Choose another path, "
-            "or move the file away to start over."
-        )
+        return _refusal(f"`output` file {str(self.path)!r}", why)
 
-    def _verify(self, raw: bytes) -> dict[tuple[str, int], RunRecord]:
-        good_end = raw.rfind(b"\n") + 1
-        lines = raw[:good_end].splitlines()
-        try:
-            first = json.loads(lines[0]) if lines else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            first = None
-        if not isinstance(first, dict) or first.get("kind") != "header":
-            raise self._refuse("is not a transferkit comparison log (no transferkit header).")
+    def _verify(self, raw: bytes) -> dict[RunKey, RunRecord]:
+        first, records, good_end = _parse(raw, f"`output` file {str(self.path)!r}")
         differ = _diff(first, self.header)
         if differ:
             shown = "; ".join(
@@ -145,24 +168,25 @@ class RunLog:
                 f"was written by a different configuration, so its runs cannot be mixed with "
                 f"this comparison. Fields that differ: {shown}{more}."
             )
-        done: dict[tuple[str, int], RunRecord] = {}
-        for number, line in enumerate(lines[1:], start=2):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-                if entry.get("kind") != "run":
-                    continue
-                record = RunRecord.from_dict(entry, resumed=True)
-            except (ValueError, KeyError, TypeError, AttributeError):
-                raise self._refuse(
-                    f"is damaged: line {number} is not a complete run record."
-                ) from None
-            done[(record.strategy, record.seed)] = record
         self._check_writable()
         if good_end < len(raw):
             self._set_aside(raw[good_end:], good_end)
-        return done
+        return {record.key: record for record in records}
+
+    @staticmethod
+    def read(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[RunRecord]]:
+        """The header and finished runs of the log at `path`, read only (never modified).
+
+        An interrupted last record is left out; a file that is not a transferkit log, or a
+        damaged record before the last line, raises `ValueError`.
+        """
+        where = f"File {str(path)!r}"
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as err:
+            raise ValueError(f"{where} cannot be read ({err.strerror}).") from err
+        header, records, _ = _parse(raw, where)
+        return header, records
 
     def _check_writable(self) -> None:
         try:

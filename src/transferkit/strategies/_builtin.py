@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import keras
 
@@ -119,6 +120,8 @@ class FeatureExtractor(BaseStrategy):
     assert strategy.name == "feature_extractor(cut='flatten')"
     ```
     """
+
+    search_multipliers: ClassVar[tuple[float, ...]] = (1.0, 3.0, 10.0, 30.0)  # head only
 
     cut: Boundary | None = None
     hidden: Sequence[int] | None = None

@@ -14,7 +14,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 
@@ -99,6 +99,8 @@ class LoRA(BaseStrategy):
     assert "lora_rank" not in merged.get_layer("body").get_config()
     ```
     """
+
+    search_multipliers: ClassVar[tuple[float, ...]] = (1.0, 3.0, 10.0, 30.0)  # few parameters
 
     rank: int = 4
     alpha: float | None = None

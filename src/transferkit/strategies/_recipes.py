@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 
@@ -91,6 +91,8 @@ class LinearProbeThenFineTune(RateOptions, BaseStrategy):
     assert (probe.epochs, tune.epochs, tune.lr_scale) == (2, 3, 0.5)
     ```
     """
+
+    search_multipliers: ClassVar[tuple[float, ...]] = (0.3, 1.0, 3.0, 10.0)  # a probe first
 
     probe_epochs: int = 1
     cut: Boundary | None = None

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+from typing import Any
+
+import keras
 
 from ..freezing._layers import Boundary
 from ._builtin import FeatureExtractor, FullFineTune, PartialFreeze
+from ._l2sp import L2SP
 from ._recipes import RECIPES
-from ._strategy import Strategy
+from ._strategy import BaseStrategy, Strategy
 
 STRATEGY_NAMES = ("full", "partial", "feature_extractor")
 
@@ -66,3 +71,58 @@ def resolve_strategy(strategy: Strategy | str) -> Strategy:
         "`strategy` must be a strategy name (str) or a `Strategy` object such as "
         f"`FullFineTune()`. Received: {strategy!r} of type {type(strategy).__name__}."
     )
+
+
+def with_learning_rate(strategy: Strategy, rate: float) -> Strategy:
+    """`strategy` at `rate`, its label kept (a dataclass strategy gets `learning_rate=rate`).
+
+    Raises:
+        ValueError: For a strategy that is not a dataclass with a `learning_rate` field.
+    """
+    fields = {f.name for f in dataclasses.fields(strategy)} if _is_dataclass(strategy) else set()  # type: ignore[arg-type]
+    if "learning_rate" not in fields:
+        raise ValueError(
+            f"Cannot set the learning rate of the strategy {strategy.name!r} "
+            f"({type(strategy).__name__}): it is not a dataclass with a `learning_rate` field. "
+            f"Train it with `fine_tune(..., strategy=strategy, learning_rate={rate!r})`."
+        )
+    changes: dict[str, Any] = {"learning_rate": rate}
+    if "label" in fields and getattr(strategy, "label", None) is None:
+        changes["label"] = strategy.name  # keeps the comparison's label, whatever its rate
+    return dataclasses.replace(strategy, **changes)  # type: ignore[type-var]
+
+
+def _is_dataclass(value: Any) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def _value(key: str, value: Any) -> Any:
+    """A field of a strategy's `to_dict()` as the constructor takes it."""
+    if key == "regularizer" and isinstance(value, dict):
+        return L2SP(**value.get("config", {}))
+    if key == "optimizer" and isinstance(value, dict):
+        short = str(value.get("class_name", "")).rsplit(".", 1)[-1]
+        return keras.optimizers.get({"class_name": short, "config": value.get("config", {})})
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def strategy_from_dict(d: dict[str, Any]) -> Strategy:
+    """Rebuild a built-in strategy from its `to_dict()` (e.g. a comparison log's header).
+
+    Raises:
+        ValueError: If `d` does not describe one of transferkit's strategies.
+    """
+    import transferkit
+
+    cls = getattr(transferkit, str(d.get("type")), None)
+    if not (isinstance(cls, type) and issubclass(cls, BaseStrategy)):
+        raise ValueError(
+            f"Cannot rebuild the strategy {d.get('name')!r} (type {d.get('type')!r}) from its "
+            "description: only transferkit's strategies can be. Pass the strategy object."
+        )
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    kwargs = {k: _value(k, v) for k, v in d.items() if k in names}
+    strategy: Strategy = cls(**kwargs)  # type: ignore[assignment]  # subclasses add `prepare`
+    return strategy

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import keras
 
@@ -54,7 +54,14 @@ class Strategy(Protocol):
 
 @dataclass(frozen=True, kw_only=True)
 class BaseStrategy:
-    """The shared fields and defaults of the built-in strategies."""
+    """The shared fields and defaults of the built-in strategies.
+
+    `search_multipliers` are the rates `compare_strategies(learning_rates="auto")` tries, as
+    multiples of the optimizer's rate (Adam's 1e-3: 3e-4, 1e-3, 3e-3 for strategies that train
+    the body); strategies that train only a head or a few parameters search higher.
+    """
+
+    search_multipliers: ClassVar[tuple[float, ...]] = (0.3, 1.0, 3.0)
 
     epochs: int | None = None
     optimizer: str | Any | None = field(default=None, compare=False)
