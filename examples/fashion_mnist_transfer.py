@@ -49,7 +49,7 @@ Usage:
 
     python examples/fashion_mnist_transfer.py                       # budgets 50 500 5000
     python examples/fashion_mnist_transfer.py --budgets 20 100 1000 --seeds 5
-    python examples/fashion_mnist_transfer.py --quick               # seconds-long smoke run
+    python examples/fashion_mnist_transfer.py --quick               # minute-long smoke run
 
 Writes to `--output-dir` (default `runs/fashion_mnist_transfer`; `--quick` writes to its
 `quick/` subfolder): `results.json`, `runs.csv`, `summary.md`, `accuracy_vs_budget.png`, the
@@ -184,7 +184,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick",
         action="store_true",
         help=(
-            "seconds-long smoke run: 1000 source images, budgets 50 and 100, 4 epochs, 1 seed, "
+            "minute-long smoke run: 1000 source images, budget 50, 4 epochs, 1 seed, halving, "
             "250 test images (for CI)"
         ),
     )
@@ -200,6 +200,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="discard saved runs and the saved source model (implied by --quick)",
     )
     parser.add_argument(
+        "--learning-rates",
+        choices=("auto", "none"),
+        default="auto",
+        help=(
+            "auto: each strategy at its own learning rate, chosen on validation from its "
+            "grid (compare_strategies(learning_rates='auto')); none: every strategy at Adam's "
+            "1e-3 (default: %(default)s)"
+        ),
+    )
+    parser.add_argument(
+        "--search",
+        choices=("grid", "halving"),
+        default="grid",
+        help="grid: every rate trains all epochs; halving: successive halving (default: grid)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
@@ -208,8 +224,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         # 4 epochs: the fewest that gradual unfreezing's four phases need
-        args.budgets, args.seeds, args.epochs, args.source_epochs = [50, 100], 1, 4, 1
-        args.val_size = 100
+        # one budget: every strategy searches its learning rate (by halving), ~30 short runs
+        args.budgets, args.seeds, args.epochs, args.source_epochs = [50], 1, 4, 1
+        args.val_size, args.search = 100, "halving"
         args.output_dir = args.output_dir / "quick"
         args.fresh = True  # a smoke run must train, never resume
     if args.patience < 0:
@@ -308,9 +325,9 @@ def budget_table(budget: int, epochs: int, batch_size: int, comparison: tk.Compa
     lines = [
         f"### {budget} labelled target images (up to {epochs} epochs, batch size {batch_size})",
         "",
-        "| strategy | runs | test accuracy (mean ± std) | gain over scratch [95% CI] "
-        "| macro F1 (mean ± std) | epochs run | trainable params | train s (mean) |",
-        "|---|---:|---|---|---|---:|---:|---:|",
+        "| strategy | runs | learning rate | test accuracy (mean ± std) | gain over scratch "
+        "[95% CI] | macro F1 (mean ± std) | epochs run | trainable params | train s (mean) |",
+        "|---|---:|---|---|---|---|---:|---:|---:|",
     ]
     for strategy in comparison.strategies:
         runs = comparison.runs_of(strategy)
@@ -324,10 +341,18 @@ def budget_table(budget: int, epochs: int, batch_size: int, comparison: tk.Compa
         if g is not None and g.n > 1:
             gain += f" [{g.ci95_low:+.4f}, {g.ci95_high:+.4f}]"
         lines.append(
-            f"| {strategy} | {len(runs)} | {fmt_mean_std(acc)} | {gain} | {fmt_mean_std(f1)} "
+            f"| {strategy} | {len(runs)} | {comparison.rate_text(strategy)} | {fmt_mean_std(acc)} "
+            f"| {gain} | {fmt_mean_std(f1)} "
             f"| {ran:.1f} | {params:,} | {secs:.1f} |"
         )
-    lines += ["", f"Chosen on validation accuracy (`Comparison.best()`): **{comparison.best()}**."]
+    best = comparison.best()
+    best_acc = np.mean([r.metrics.accuracy for r in comparison.runs_of(best)])
+    lines += [
+        "",
+        f"Chosen on validation accuracy (`Comparison.best()`): **{best}** "
+        f"(test accuracy {best_acc:.4f}). Runs trained in all, every rate of every grid: "
+        f"{len(comparison.runs)}.",
+    ]
     return "\n".join(lines)
 
 
@@ -372,6 +397,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.fresh:
         for stale in [*out.glob("runs_budget*.jsonl"), *out.glob("source_model.*")]:
             stale.unlink(missing_ok=True)
+        for models in out.glob("runs_budget*.models"):  # the kept models of those runs
+            for kept in models.glob("*.keras"):
+                kept.unlink()
+            models.rmdir()
     print(f"transferkit {tk.__version__}, Keras {keras.__version__} ({keras.backend.backend()})")
     started = time.perf_counter()
 
@@ -425,6 +454,8 @@ def main(argv: list[str] | None = None) -> None:
                 class_names=TARGET_NAMES,
                 verbose=1,
                 early_stopping=None if args.patience == 0 else args.patience,
+                learning_rates=None if args.learning_rates == "none" else "auto",
+                search=args.search,
             )
         except ValueError as err:
             if "different configuration" in str(err):

@@ -105,6 +105,14 @@ class Comparison:
         """Every strategy's runs at its chosen rate (all runs when nothing was searched)."""
         return tuple(run for s in self.strategies for run in self.runs_of(s))
 
+    def rate_text(self, strategy: str) -> str:
+        """`"3e-03 of [1e-03, 3e-03, 1e-02]"`: a strategy's chosen rate and its grid."""
+        grid = (self.config.get("learning_rates") or {}).get(strategy) or [None]
+        rate = self._chosen.get(strategy)
+        if len(grid) < 2:
+            return "not searched" if rate is None else f"{rate:.0e}"
+        return f"{rate:.0e} of [{', '.join(f'{r:.0e}' for r in grid)}]"
+
     def _check_label(self, label: str) -> None:
         if label not in self.strategies:
             close = difflib.get_close_matches(str(label), self.strategies, n=1)
@@ -245,7 +253,7 @@ class Comparison:
             "strategy", "seed", "epochs", "accuracy", "precision_macro", "recall_macro",
             "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted",
             "train_seconds", "seconds_per_epoch", "samples_per_second",
-            "trainable_params", "total_params", "cache_used",
+            "trainable_params", "total_params", "cache_used", "learning_rate", "rung",
         ]  # fmt: skip
         writer.writerow(header)
         for run in self.runs:
@@ -254,7 +262,7 @@ class Comparison:
                 run.strategy, run.seed, run.epochs, m.accuracy, m.precision_macro,
                 m.recall_macro, m.f1_macro, m.precision_weighted, m.recall_weighted,
                 m.f1_weighted, t.train_seconds, t.seconds_per_epoch, t.samples_per_second,
-                t.trainable_params, t.total_params, run.cache.used,
+                t.trainable_params, t.total_params, run.cache.used, run.learning_rate, run.rung,
             ])  # fmt: skip
         text = buffer.getvalue()
         if path is not None:
@@ -270,8 +278,10 @@ class Comparison:
         if BASELINE in self.strategies:  # the gain over the from-scratch control, per seed
             summary.update({(r.strategy, r.metric): r for r in self.gains()})
             metrics.append(f"accuracy_gain_vs_{BASELINE}")
-        head = "| strategy | runs | " + " | ".join(metrics) + " |"
-        lines = [head, "|" + "---|" * (len(metrics) + 2)]
+        grids = self.config.get("learning_rates") or {}
+        rate_column = ["learning rate (chosen of grid)"] if grids else []
+        head = "| strategy | runs | " + " | ".join(rate_column + metrics) + " |"
+        lines = [head, "|" + "---|" * (len(metrics) + len(rate_column) + 2)]
         for strategy in self.strategies:
             cells = []
             for metric in metrics:
@@ -288,6 +298,8 @@ class Comparison:
                     )
                 cells.append(cell)
             n = len(self.runs_of(strategy))
+            if grids:
+                cells.insert(0, self.rate_text(strategy))
             lines.append(f"| {strategy} | {n} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 

@@ -37,6 +37,7 @@ _NUMERIC = re.compile(r"^[-+\[\d–]")
 RUN_COLUMNS = [
     *("strategy", "seed", "accuracy", "macro F1", "train seconds", "epochs", "cache"),
     "resumed",  # read back from the `output` log: trained by an earlier command than this one
+    "learning rate",  # with a learning-rate search, the run's rate ("–": not searched)
 ]
 
 PLOTS = (
@@ -85,6 +86,21 @@ def _summary_table(comparison: ComparisonView) -> str:
     return _table([names.get(key, key) for key in keys], cells, "summary")
 
 
+def _rates_section(comparison: ComparisonView) -> list[str]:
+    """With a learning-rate search: each strategy's chosen rate and the grid it came from."""
+    if not comparison.config.get("learning_rates"):
+        return []
+    search = comparison.config.get("search", "grid")
+    rows = [[s, comparison.rate_text(s)] for s in comparison.strategies]
+    return [
+        "<h2>Learning rates</h2>",
+        f"<p>Each strategy trained at every rate of its grid ({html.escape(str(search))} "
+        "search); the summary shows it at the rate with the best mean validation accuracy "
+        "over its seeds. Every run is listed below.</p>",
+        _table(["strategy", "learning rate (chosen of grid)"], rows, "rates"),
+    ]
+
+
 def _runs_table(comparison: ComparisonView) -> str:
     rows = [
         [
@@ -96,6 +112,7 @@ def _runs_table(comparison: ComparisonView) -> str:
             str(run.epochs),
             "used" if run.cache.used else "not used",
             _number(run.resumed),
+            "–" if run.learning_rate is None else f"{run.learning_rate:g}",
         ]
         for run in comparison.runs
     ]
@@ -147,6 +164,7 @@ def render_html(comparison: ComparisonView, *, title: str) -> str:
         "<p>Per strategy and metric over its seeds: mean ± sample standard deviation and the "
         "95% Student-t confidence interval of the mean (– for a single run).</p>",
         _summary_table(comparison),
+        *_rates_section(comparison),
         "<h2>Plots</h2>",
         _plots(comparison),
         "<h2>Runs</h2>",
