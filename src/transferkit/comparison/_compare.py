@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from numbers import Integral
@@ -17,7 +17,13 @@ from ..strategies._resolve import resolve_strategy
 from ..strategies._strategy import Strategy
 from ..training._cache import FeatureCache
 from ..training._callbacks import EarlyStoppingSpec
-from ..training._data import Data, check_class_names, check_data, check_pair
+from ..training._data import (
+    Data,
+    check_class_names,
+    check_class_weight,
+    check_data,
+    check_pair,
+)
 from ..training._phases import strategy_phases
 from ..training._settings import Auto, TrainSettings
 from ..types import Model
@@ -89,6 +95,7 @@ def compare_strategies(
     learning_rates: RateSpec = None,
     search: str = "grid",
     keep_models: str = "best",
+    class_weight: Mapping[int, float] | None = None,
 ) -> Comparison:
     """Train every strategy with every seed from the same starting weights and compare them.
 
@@ -156,6 +163,8 @@ def compare_strategies(
             (`runs.jsonl` -> `runs.models/`), where a resumed comparison finds them;
             `Comparison.model()` returns them. `"best"` keeps nothing without validation data
             (nothing to choose on). Defaults to `"best"`.
+        class_weight: As in `fine_tune` (`{class_id: weight}` in the loss of every run).
+            Defaults to `None`.
 
     Returns:
         A `Comparison` with one `RunRecord` per strategy, seed and learning rate.
@@ -241,6 +250,7 @@ def _plan(
         strategy.validate(start)
         strategy_phases(strategy, start, strategy.epochs or settings.epochs)
     settings.check_validation(validation)
+    check_class_weight(settings.class_weight, start)
     check_class_names(class_names, start)
     names = list(class_names) if class_names is not None else None
     return ComparisonPlan(

@@ -16,7 +16,15 @@ from ..strategies._resolve import strategy_from_dict, with_learning_rate
 from ..strategies._strategy import Strategy
 from ..types import Model
 from ._models import load
-from ._records import BASELINE, SUMMARY_METRICS, RunKey, RunRecord, SummaryRow, summarize
+from ._records import (
+    BASELINE,
+    SUMMARY_METRICS,
+    RunKey,
+    RunRecord,
+    SummaryRow,
+    metric_bounds,
+    summarize,
+)
 from ._search import best_rates, mean_validation
 
 
@@ -181,7 +189,8 @@ class Comparison:
         for strategy in self.strategies:
             runs = self.runs_of(strategy)
             for metric in metrics:
-                mean, std, low, high = summarize([run.value(metric) for run in runs])
+                values = [run.value(metric) for run in runs]
+                mean, std, low, high = summarize(values, metric_bounds(metric))
                 rows.append(SummaryRow(strategy, metric, len(runs), mean, std, low, high))
         if BASELINE in self.strategies and metrics == SUMMARY_METRICS:
             rows.extend(self.gains())
@@ -209,7 +218,8 @@ class Comparison:
             ]
             if strategy != baseline and diffs:
                 name = f"{metric}_gain_vs_{baseline}"
-                rows.append(SummaryRow(strategy, name, len(diffs), *summarize(diffs)))
+                stats = summarize(diffs, metric_bounds(name))
+                rows.append(SummaryRow(strategy, name, len(diffs), *stats))
         return tuple(rows)
 
     def best(self, metric: str = "accuracy") -> str:

@@ -126,15 +126,31 @@ class SummaryRow:
         return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in d.items()}
 
 
-def summarize(values: Sequence[float]) -> tuple[float, float, float, float]:
-    """(mean, std, ci95_low, ci95_high) of a sample, with Student-t 95% intervals."""
+def summarize(
+    values: Sequence[float], bounds: tuple[float, float] = (-math.inf, math.inf)
+) -> tuple[float, float, float, float]:
+    """(mean, std, ci95_low, ci95_high) of a sample, with Student-t 95% intervals.
+
+    The interval is clipped to `bounds`, the range the metric can take (an accuracy's
+    interval from two seeds can otherwise reach past 1).
+    """
     n = len(values)
     mean = sum(values) / n
     if n < 2:
         return mean, 0.0, math.nan, math.nan
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = t95(n - 1) * std / math.sqrt(n)
-    return mean, std, mean - half, mean + half
+    low, high = bounds
+    return mean, std, max(low, mean - half), min(high, mean + half)
+
+
+def metric_bounds(metric: str) -> tuple[float, float]:
+    """The range of a summary metric: [0, 1] for scores, [-1, 1] for gains, [0, inf) for time."""
+    if metric == "train_seconds":
+        return 0.0, math.inf
+    if "_gain_vs_" in metric:
+        return -1.0, 1.0
+    return 0.0, 1.0
 
 
 def by_strategy(runs: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:

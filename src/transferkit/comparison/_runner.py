@@ -74,6 +74,8 @@ class ComparisonPlan:
             "train_samples": len(self.arrays[0]) if self.arrays[0] is not None else None,
             "test_samples": len(self.test),
         }
+        if s.class_weight is not None:  # only when given, so other logs keep their fingerprint
+            config["class_weight"] = {str(k): float(v) for k, v in s.class_weight.items()}
         if self.search is not None:  # only with a search, so other logs keep their fingerprint
             config["learning_rates"] = {name: list(grid) for name, grid in self.grids.items()}
             config["search"] = self.search

@@ -309,3 +309,20 @@ def as_feature_extractor(
     extractor = keras.Model(inputs, x, name=f"{model.name}_features")
     freeze(extractor)
     return extractor
+
+
+NEW_HEAD_PREFIX = "head_"
+"""`replace_head` names the layers it creates `head_*`: weights nobody pretrained."""
+
+
+def pretrained_weights(model: Model) -> list[Any]:
+    """The weights of `model`'s leaf layers except those `replace_head` created (`head_*`).
+
+    `L2SP` anchors these to their starting values; a new head pays `beta` towards zero.
+    """
+    return [
+        w
+        for leaf in leaf_layers(model)
+        if not leaf.layer.name.startswith(NEW_HEAD_PREFIX)
+        for w in leaf.layer.weights
+    ]

@@ -158,7 +158,26 @@ class LoRA(BaseStrategy):
                 f"`enable_lora`: {SUPPORTED}, without a kernel constraint. The body has: "
                 f"{', '.join(kinds) or 'no layers'}."
             )
+        for layer in chosen:
+            self._check_rank(layer)
         return k, chosen
+
+    def _check_rank(self, layer: Layer) -> None:
+        """Refuse a rank above what `layer`'s kernel can have: the update would not be low-rank."""
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            kernel = getattr(layer, "embeddings", None)
+        if kernel is None:
+            return
+        shape = tuple(int(d) for d in kernel.shape)
+        most = min(math.prod(shape[:-1]), shape[-1])
+        if self.rank > most:
+            raise ValueError(
+                f"`LoRA(rank={self.rank})` is larger than the layer {layer.name!r} allows: its "
+                f"kernel {shape} has rank at most {most}, so the adapter would add more "
+                f"parameters than the layer has and no low-rank constraint. Use rank <= {most}, "
+                "or leave the layer out with `targets=`."
+            )
 
     def validate(self, model: Model) -> None:
         """Resolve `cut` and `targets` on `model`, raising if nothing can be adapted."""

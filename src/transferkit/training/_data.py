@@ -205,9 +205,24 @@ def _check_class_ids(y: np.ndarray[Any, Any], name: str, units: int) -> None:
     if low < 0 or high >= n_classes:
         raise ValueError(
             f"`{name}` labels must be in [0, {n_classes - 1}] for a model with {units} "
-            f"output units. Received labels in [{low}, {high}]. Use `replace_head(model, "
-            f"{high + 1})` for a head sized for your classes."
+            f"output units. Received labels in [{low}, {high}]. {_label_advice(y, n_classes)}"
         )
+
+
+def _label_advice(y: np.ndarray[Any, Any], n_classes: int) -> str:
+    """The fix for labels out of the head's range: shift, relabel, or a bigger head."""
+    ids = np.unique(y.astype(np.int64))
+    low, high = int(ids[0]), int(ids[-1])
+    if low == 1 and high == n_classes:
+        return f"They look 1-based (1..{high}): pass `y - 1`."
+    if low >= 0 and len(ids) <= n_classes:
+        return (
+            f"They are {len(ids)} class ids out of a larger set: relabel them 0..{len(ids) - 1} "
+            "with `transferkit.datasets.subset_classes(x, y, classes)` (or "
+            f"`np.searchsorted(classes, y)`); only if the model must tell all {high + 1} ids "
+            f"apart, use `replace_head(model, {high + 1})`."
+        )
+    return f"Use `replace_head(model, {high + 1})` for a head sized for your classes."
 
 
 def _check_head(model: Model, units: int) -> None:
@@ -232,3 +247,16 @@ def default_loss(model: Model, one_hot: bool | None) -> Any:
     if one_hot:
         return keras.losses.CategoricalCrossentropy(from_logits=from_logits)
     return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+
+
+def check_class_weight(class_weight: Any, model: Model) -> None:
+    """Refuse `class_weight` keys that are not classes of `model`'s head."""
+    if class_weight is None:
+        return
+    n = max(output_units(model), 2)
+    outside = sorted(int(k) for k in class_weight if int(k) >= n)
+    if outside:
+        raise ValueError(
+            f"`class_weight` has keys {outside} but the model predicts {n} classes "
+            f"(ids 0..{n - 1})."
+        )

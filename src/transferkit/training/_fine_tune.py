@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._validate import check_positive_int
@@ -37,6 +37,7 @@ def fine_tune(
     jit_compile: bool | Auto = "auto",
     precision: str | None = None,
     early_stopping: EarlyStoppingSpec = None,
+    class_weight: Mapping[int, float] | None = None,
 ) -> FitResult:
     """Train a copy of `model` with a transfer-learning strategy, in one call.
 
@@ -91,6 +92,8 @@ def fine_tune(
             the monitored metric stops improving and keep its best epoch's weights: an int is
             the patience on `val_loss` (with `restore_best_weights=True`); an `EarlyStopping`
             is copied afresh for each phase. Defaults to `None`.
+        class_weight: dict or None. Weights of the classes in the loss, as Keras `fit` takes
+            them (`{class_id: weight}`), e.g. to balance rare classes. Defaults to `None`.
 
     Returns:
         A `FitResult` with the trained model, history (with a `"phase"` entry per epoch),

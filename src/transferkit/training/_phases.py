@@ -220,11 +220,13 @@ class PhaseRunner:
         return _FitPlan(plan.remainder, x, self.train.y, val, plan.info, cached=True, steps=steps)
 
     def _fit_kwargs(self, fit: _FitPlan) -> dict[str, Any]:
-        """Batch sizes for `fit`: none for a stream (it batches itself, as any PyDataset)."""
-        size = self.settings.batch_size
-        kwargs: dict[str, Any] = {"batch_size": size} if self.train else {}
+        """Batch sizes (none for a stream: it batches itself, as any PyDataset), class weights."""
+        size, weights = self.settings.batch_size, self.settings.class_weight
+        kwargs: dict[str, Any] = {} if weights is None else {"class_weight": dict(weights)}
         if fit.streamed:
-            return {}
+            return kwargs
+        if self.train:
+            kwargs["batch_size"] = size
         if self.validation is not None:
             # Validation only runs forward: bigger batches are cheaper and leave training as is.
             val_batch = CACHED_VALIDATION_BATCH_SIZE if fit.cached else VALIDATION_BATCH_SIZE

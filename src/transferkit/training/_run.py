@@ -13,6 +13,7 @@ import keras
 
 from ..freezing._copy import copy_model
 from ..freezing._freeze import RecompileWarning
+from ..freezing._heads import pretrained_weights
 from ..freezing._layers import ensure_built
 from ..strategies._l2sp import Penalty, attach_l2sp
 from ..strategies._phase import Phase
@@ -20,7 +21,7 @@ from ..strategies._strategy import Strategy
 from ..timing import TrainingTiming, count_params
 from ..types import Model
 from ._cache import CacheInfo, FeatureCache
-from ._data import ArrayData, check_pair, default_loss
+from ._data import ArrayData, check_class_weight, check_pair, default_loss
 from ._phases import PhaseRecord, PhaseRunner, check_phases, phase_optimizer, strategy_phases
 from ._settings import TrainSettings, make_optimizer
 
@@ -84,6 +85,7 @@ def check_run(
     strategy_phases(strategy, model, settings.epochs)  # bad phase settings fail now
     arrays = check_pair(train, validation, model)
     settings.check_validation(validation)
+    check_class_weight(settings.class_weight, model)
     return arrays
 
 
@@ -182,8 +184,15 @@ def timing_of(
 
 
 def _penalty(strategy: Strategy, prepared: Model, work: Model) -> Penalty | None:
+    """L2-SP on `prepared`: its pretrained weights pulled to their start, new ones to zero.
+
+    Pretrained: the weights of the copy before the strategy prepared it, except a head made
+    by `replace_head` (before the comparison, or by the strategy), which is new.
+    """
     regularizer = getattr(strategy, "regularizer", None)
-    return None if regularizer is None else attach_l2sp(prepared, regularizer, work.weights)
+    if regularizer is None:
+        return None
+    return attach_l2sp(prepared, regularizer, pretrained_weights(work))
 
 
 def run_strategy(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 import keras
 
-from .._validate import check_learning_rate, check_positive_int
+from .._validate import check_learning_rate, check_positive_int, is_int, is_real
 from ..strategies._strategy import Strategy
 from ._cache import FeatureCache
 from ._callbacks import EarlyStoppingSpec, check_early_stopping
@@ -93,6 +94,25 @@ def _check_precision(precision: Any) -> None:
         )
 
 
+def _check_class_weight(class_weight: Any) -> None:
+    if class_weight is None:
+        return
+    if not isinstance(class_weight, Mapping) or not class_weight:
+        raise ValueError(
+            "`class_weight` must be None or a non-empty dict from class id to weight, e.g. "
+            f"{{0: 1.0, 1: 5.0}}. Received: class_weight={class_weight!r}"
+        )
+    for key, value in class_weight.items():
+        if not is_int(key) or key < 0:
+            raise ValueError(
+                f"`class_weight` keys must be class ids (ints >= 0). Received the key {key!r}."
+            )
+        if not is_real(value) or not math.isfinite(float(value)) or value < 0:
+            raise ValueError(
+                f"`class_weight` values must be finite numbers >= 0. Received {key!r}: {value!r}."
+            )
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainSettings:
     """The run settings `fine_tune` and `compare_strategies` share, as their users gave them.
@@ -115,6 +135,7 @@ class TrainSettings:
     jit_compile: bool | Auto = "auto"
     precision: str | None = None
     early_stopping: EarlyStoppingSpec = None
+    class_weight: Mapping[int, float] | None = None
 
     def __post_init__(self) -> None:
         check_learning_rate(self.learning_rate)
@@ -124,6 +145,7 @@ class TrainSettings:
         _check_steps(self.steps_per_execution)
         _check_precision(self.precision)
         make_optimizer(self.optimizer, self.learning_rate)  # an unknown optimizer fails now
+        _check_class_weight(self.class_weight)
 
     @classmethod
     def of(cls, arguments: Mapping[str, Any], **overrides: Any) -> TrainSettings:

@@ -1,0 +1,141 @@
+"""Mistakes users make, each caught or handled as documented (issue 25): label ranges with the
+right advice, LoRA ranks a layer cannot have, L2-SP after `replace_head`, class weights,
+confidence intervals within a metric's range."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import transferkit as tk
+from transferkit.comparison._records import metric_bounds, summarize
+
+
+def _model(units: int = 5) -> keras.Model:
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(16, activation="relu", name="body")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(units, activation="softmax", name="out")(hidden))
+
+
+def _data(n: int = 64, classes: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8)).astype("float32")
+    return x, np.arange(n) % classes
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (lambda y: y + 1, r"labels in \[1, 5\]\. They look 1-based \(1\.\.5\): pass `y - 1`"),
+        (lambda y: y + 5, r"They are 5 class ids out of a larger set: relabel them 0\.\.4 with "
+                          r"`transferkit\.datasets\.subset_classes"),
+        (lambda y: y * 3, r"relabel them 0\.\.4.*only if the model must tell all 13 ids apart, "
+                          r"use `replace_head\(model, 13\)`"),
+        (lambda y: y - 1, r"labels must be in \[0, 4\].*Use `replace_head\(model, 4\)`"),
+    ],
+)  # fmt: skip
+def test_label_range_errors_give_the_fix_that_applies(labels, match) -> None:
+    x, y = _data()
+    with pytest.raises(ValueError, match=match):
+        tk.fine_tune(_model(), (x, labels(y)), epochs=1, verbose=0)
+
+
+def test_lora_rank_above_a_layers_rank_is_refused_naming_the_layer() -> None:
+    model = _model()  # body: an 8x16 kernel, rank at most 8
+    x, y = _data()
+    before = [w.copy() for w in model.get_weights()]
+    match = r"`LoRA\(rank=100000\)` is larger than the layer 'body' allows: its kernel \(8, 16\)"
+    with pytest.raises(ValueError, match=match + r" has rank at most 8"):
+        tk.fine_tune(model, (x, y), strategy=tk.LoRA(rank=100000), epochs=1, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    result = tk.fine_tune(model, (x, y), strategy=tk.LoRA(rank=8), epochs=1, verbose=0)
+    assert np.isfinite(result.history["loss"]).all()
+
+
+def test_l2sp_lets_a_head_from_replace_head_move_freely() -> None:
+    # A strong pull to the start (alpha) and none towards zero (beta=0): the body barely moves.
+    # The head `replace_head` made is new, not pretrained: it must train as freely as without
+    # L2-SP, not be held at its random start.
+    x, y = _data(96, classes=3)
+    start = tk.replace_head(_model(), 3)
+    head_start = start.get_layer("head_classifier").get_weights()[0].copy()
+    body_start = start.get_layer("body").get_weights()[0].copy()
+
+    def moved(strategy):
+        result = tk.fine_tune(start, (x, y), strategy=strategy, epochs=3, seed=0, verbose=0,
+                              learning_rate=1e-2)  # fmt: skip
+        head = result.model.get_layer("head_classifier").get_weights()[0]
+        body = result.model.get_layer("body").get_weights()[0]
+        return np.abs(head - head_start).mean(), np.abs(body - body_start).mean()
+
+    head_free, body_free = moved(tk.FullFineTune())
+    head_l2sp, body_l2sp = moved(tk.FullFineTune(regularizer=tk.L2SP(alpha=100.0, beta=0.0)))
+    assert body_l2sp < 0.5 * body_free  # the pretrained body is anchored
+    assert head_l2sp > 0.7 * head_free  # the new head is not
+
+
+def test_pretrained_weights_leave_out_the_new_head() -> None:
+    from transferkit.freezing._heads import pretrained_weights
+
+    model = tk.replace_head(_model(), 3, hidden=(4,))
+    names = {w.path.split("/")[0] for w in pretrained_weights(model)}
+    assert names == {"body"}
+
+
+def test_class_weight_reaches_the_loss() -> None:
+    x, y, start = *_data(60, classes=3), _model(3)
+    plain = tk.fine_tune(start, (x, y), epochs=2, seed=0, verbose=0)
+    # Weighting every class by 2 doubles each sample's loss; Adam is invariant to the scale of
+    # the gradient (up to its epsilon), so the weights follow the same path at twice the loss.
+    doubled = tk.fine_tune(_model(3), (x, y), epochs=2, seed=0, verbose=0,
+                           class_weight={0: 2.0, 1: 2.0, 2: 2.0})  # fmt: skip
+    assert doubled.history["loss"] == pytest.approx(
+        [2 * v for v in plain.history["loss"]], rel=1e-3
+    )
+    heavy = tk.fine_tune(_model(3), (x, y), epochs=2, seed=0, verbose=0,
+                         class_weight={0: 1.0, 1: 1.0, 2: 20.0})  # fmt: skip
+    assert heavy.history["loss"][0] > 3 * plain.history["loss"][0]
+
+
+@pytest.mark.parametrize(
+    ("class_weight", "match"),
+    [
+        ({0: 1.0, 7: 2.0}, r"`class_weight` has keys \[7\] but the model predicts 3 classes"),
+        ({0: -1.0}, "values must be finite numbers >= 0"),
+        ({"a": 1.0}, r"keys must be class ids \(ints >= 0\)"),
+        ({}, "non-empty dict"),
+        ([1.0, 2.0], "non-empty dict"),
+    ],
+)
+def test_bad_class_weight_fails_before_training(class_weight, match, tmp_path) -> None:
+    x, y = _data(60, classes=3)
+    with pytest.raises(ValueError, match=match):
+        tk.fine_tune(_model(3), (x, y), epochs=1, verbose=0, class_weight=class_weight)
+    log = tmp_path / "runs.jsonl"
+    with pytest.raises(ValueError, match=match):
+        tk.compare_strategies(_model(3), ["full"], train=(x, y), test=(x, y), verbose=0,
+                              class_weight=class_weight, output=log)  # fmt: skip
+    assert not log.exists()
+
+
+def test_compare_strategies_passes_class_weight_to_every_run() -> None:
+    x, y = _data(60, classes=3)
+    weights = {0: 1.0, 1: 1.0, 2: 20.0}
+    comparison = tk.compare_strategies(_model(3), ["full"], train=(x, y), test=(x, y),
+                                       epochs=1, verbose=0, class_weight=weights)  # fmt: skip
+    assert comparison.config["class_weight"] == {"0": 1.0, "1": 1.0, "2": 20.0}
+    plain = tk.compare_strategies(_model(3), ["full"], train=(x, y), test=(x, y), epochs=1,
+                                  verbose=0)  # fmt: skip
+    assert "class_weight" not in plain.config
+
+
+def test_confidence_intervals_stay_within_the_metrics_range() -> None:
+    mean, _, low, high = summarize([0.5, 0.99], metric_bounds("accuracy"))
+    assert (low, high) == (0.0, 1.0) and mean == pytest.approx(0.745)
+    _, _, low, high = summarize([1.0, 30.0], metric_bounds("train_seconds"))
+    assert low == 0.0 and high > 30.0
+    _, _, low, high = summarize([-0.9, 0.9], metric_bounds("accuracy_gain_vs_scratch"))
+    assert (low, high) == (-1.0, 1.0)
+    _, _, low, high = summarize([0.5, 0.52, 0.51])  # unbounded: the plain t interval
+    assert 0.0 < low < 0.5 and 0.52 < high < 1.0
