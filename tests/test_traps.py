@@ -139,3 +139,51 @@ def test_confidence_intervals_stay_within_the_metrics_range() -> None:
     assert (low, high) == (-1.0, 1.0)
     _, _, low, high = summarize([0.5, 0.52, 0.51])  # unbounded: the plain t interval
     assert 0.0 < low < 0.5 and 0.52 < high < 1.0
+
+
+def _comparison_of(n_strategies: int, seeds: int = 2) -> tk.Comparison:
+    from transferkit.metrics import metrics_from_predictions
+    from transferkit.timing import TrainingTiming
+
+    y_true = np.array([0, 1] * 20)
+    runs = []
+    for s in range(n_strategies):
+        for seed in range(seeds):
+            y_pred = y_true.copy()
+            y_pred[: s + seed] = 1 - y_pred[: s + seed]
+            m = metrics_from_predictions(y_true, y_pred)
+            timing = TrainingTiming(train_seconds=1.0 + s, epoch_seconds=(1.0, 1.0),
+                                    samples_per_second=None, trainable_params=10 * (s + 1),
+                                    total_params=100)  # fmt: skip
+            runs.append(tk.RunRecord(
+                strategy="scratch" if s == 0 else f"s{s}", seed=seed, epochs=2, metrics=m,
+                timing=timing, history={"accuracy": [0.5, 0.6], "val_accuracy": [0.5, 0.55]},
+                validation=m,
+            ))  # fmt: skip
+    return tk.Comparison(runs=tuple(runs))
+
+
+def test_report_leads_with_one_row_per_strategy_and_marks_the_choice(tmp_path) -> None:
+    pytest.importorskip("matplotlib", reason="the report's plots need matplotlib")
+    comparison = _comparison_of(7)
+    page = comparison.to_html(tmp_path / "report.html").read_text()
+    lead = page[page.index('<table id="strategies">') :]
+    lead = lead[: lead.index("</table>")]
+    assert lead.count("<tr>") == 1 + 7  # the header and one row per strategy
+    assert f"★ {comparison.best()}" in lead
+    assert "validation accuracy" in lead and "gain over scratch" in lead
+    assert page.index('id="strategies"') < page.index('id="summary"')
+
+
+def test_history_plot_is_a_grid_readable_at_page_width() -> None:
+    pytest.importorskip("matplotlib", reason="plots need matplotlib")
+    import matplotlib.pyplot as plt
+
+    figure = _comparison_of(7).plot_history()
+    try:
+        width, height = figure.get_size_inches() * figure.dpi
+        visible = [ax for ax in figure.axes if ax.get_visible()]
+        assert len(visible) == 7
+        assert width <= 1200 and height > 2 * 300  # 3 columns, 3 rows
+    finally:
+        plt.close(figure)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,16 @@ def plot_history(runs: Sequence[RunRecord], path: str | Path | None, *, metric: 
     plt = _pyplot()
     groups = by_strategy(runs)
     strategies = list(groups)
-    fig, axes = plt.subplots(
-        1, len(strategies), figsize=(4.2 * len(strategies), 3.4), squeeze=False, sharey=True
+    # A grid of at most 3 columns: readable at page width (1200 px) for ten strategies too.
+    cols = min(3, len(strategies))
+    rows = math.ceil(len(strategies) / cols)
+    fig, grid = plt.subplots(
+        rows, cols, figsize=(3.9 * cols, 3.2 * rows), squeeze=False, sharey=True
     )
-    for ax, strategy in zip(axes[0], strategies, strict=True):
+    axes = list(grid.flat)
+    for ax in axes[len(strategies) :]:
+        ax.set_visible(False)
+    for ax, strategy in zip(axes, strategies, strict=False):
         group = groups[strategy]
         for key, label in ((metric, f"train {metric}"), (f"val_{metric}", f"val {metric}")):
             curves = [run.history[key] for run in group if key in run.history]
@@ -52,8 +59,9 @@ def plot_history(runs: Sequence[RunRecord], path: str | Path | None, *, metric: 
         ax.set_title(f"{strategy} (n={len(group)})")
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(metric)
-    axes[0][0].legend()
+    for ax in axes[::cols]:
+        ax.set_ylabel(metric)
+    axes[0].legend()
     fig.tight_layout()
     return _save(fig, path)
 

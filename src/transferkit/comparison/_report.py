@@ -17,7 +17,7 @@ from typing import Any
 
 from .._version import __version__
 from ..timing import machine_info
-from ._records import ComparisonView
+from ._records import ComparisonView, metric_bounds, summarize
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1em; max-width: 72em;
@@ -84,6 +84,53 @@ def _summary_table(comparison: ComparisonView) -> str:
     keys = [key for key in rows[0] if key not in ("std", "ci95_high")]
     cells = [[_summary_cell(row, key) for key in keys] for row in rows]
     return _table([names.get(key, key) for key in keys], cells, "summary")
+
+
+def _mean_ci(values: Sequence[float], metric: str, digits: int = 4) -> str:
+    """`0.9123 [0.9001, 0.9245]`: mean and clipped 95% CI (– for one value or none)."""
+    if not values:
+        return "–"
+    mean, _, low, high = summarize(values, metric_bounds(metric))
+    if math.isnan(low):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _lead_table(comparison: ComparisonView) -> str:
+    """One row per strategy: what a reader compares first."""
+    try:
+        chosen = comparison.best()
+    except ValueError:  # no validation metrics: nothing was chosen
+        chosen = None
+    gains = {r.strategy: r for r in comparison.summary() if "_gain_vs_" in r.metric}
+    searched = bool(comparison.config.get("learning_rates"))
+    header = ["strategy", "n", *(["learning rate"] if searched else [])]
+    header += ["test accuracy", "validation accuracy", "macro F1", "gain over scratch"]
+    header += ["train seconds", "trainable params"]
+    rows = []
+    for strategy in comparison.strategies:
+        runs = comparison.runs_of(strategy)
+        val = [r.validation.accuracy for r in runs if r.validation is not None]
+        gain = gains.get(strategy)
+        gain_text = "–" if gain is None else _mean_ci_row(gain)
+        rows.append([
+            f"★ {strategy}" if strategy == chosen else strategy,
+            str(len(runs)),
+            *([comparison.rate_text(strategy)] if searched else []),
+            _mean_ci([r.metrics.accuracy for r in runs], "accuracy"),
+            _mean_ci(val, "accuracy"),
+            _mean_ci([r.metrics.f1_macro for r in runs], "f1_macro"),
+            gain_text,
+            _mean_ci([r.timing.train_seconds for r in runs], "train_seconds", 1),
+            f"{max(r.timing.trainable_params for r in runs):,}",
+        ])  # fmt: skip
+    return _table(header, rows, "strategies")
+
+
+def _mean_ci_row(row: Any) -> str:
+    if row.n < 2 or row.ci95_low is None or math.isnan(row.ci95_low):
+        return f"{row.mean:+.4f}"
+    return f"{row.mean:+.4f} [{row.ci95_low:+.4f}, {row.ci95_high:+.4f}]"
 
 
 def _rates_section(comparison: ComparisonView) -> list[str]:
@@ -160,6 +207,12 @@ def render_html(comparison: ComparisonView, *, title: str) -> str:
     parts = [
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">{html.escape(meta)}</p>',
+        "<h2>Strategies</h2>",
+        "<p>One row per strategy, at its chosen learning rate: the mean over its n seeds with "
+        "the 95% Student-t confidence interval of the mean, clipped to the metric's range "
+        "(– for a single run). ★ marks the strategy chosen on validation accuracy "
+        "(<code>Comparison.best()</code>).</p>",
+        _lead_table(comparison),
         "<h2>Summary</h2>",
         "<p>Per strategy and metric over its seeds: mean ± sample standard deviation and the "
         "95% Student-t confidence interval of the mean (– for a single run).</p>",
