@@ -187,3 +187,48 @@ def test_history_plot_is_a_grid_readable_at_page_width() -> None:
         assert width <= 1200 and height > 2 * 300  # 3 columns, 3 rows
     finally:
         plt.close(figure)
+
+
+def _builtin_callbacks(tmp_path):
+    """Each of Keras's built-in callbacks that needs no network, EMA optimizer or backup."""
+    keras_callbacks = keras.callbacks
+    made = {
+        "CSVLogger": lambda: keras_callbacks.CSVLogger(str(tmp_path / "log.csv")),
+        "EarlyStopping": lambda: keras_callbacks.EarlyStopping(monitor="loss", patience=1),
+        "History": keras_callbacks.History,
+        "LambdaCallback": lambda: keras_callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: None
+        ),
+        "LearningRateScheduler": lambda: keras_callbacks.LearningRateScheduler(lambda e, lr: lr),
+        "ModelCheckpoint": lambda: keras_callbacks.ModelCheckpoint(str(tmp_path / "m.keras")),
+        "ProgbarLogger": keras_callbacks.ProgbarLogger,
+        "ReduceLROnPlateau": lambda: keras_callbacks.ReduceLROnPlateau(monitor="loss"),
+        "TerminateOnNaN": keras_callbacks.TerminateOnNaN,
+    }
+    try:
+        import tensorboard  # noqa: F401
+
+        made["TensorBoard"] = lambda: keras_callbacks.TensorBoard(log_dir=str(tmp_path / "tb"))
+    except ImportError:
+        pass
+    return made
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["CSVLogger", "EarlyStopping", "History", "LambdaCallback", "LearningRateScheduler",
+     "ModelCheckpoint", "ProgbarLogger", "ReduceLROnPlateau", "TerminateOnNaN", "TensorBoard"],
+)  # fmt: skip
+def test_every_builtin_callback_works_on_a_cached_run(name, tmp_path) -> None:
+    made = _builtin_callbacks(tmp_path)
+    if name not in made:
+        pytest.skip("TensorBoard's callback needs the tensorboard package")
+    x, y = _data(48, classes=3)
+    result = tk.fine_tune(_model(3), (x, y), strategy="feature_extractor", epochs=2, verbose=0,
+                          callbacks=[made[name]()])  # fmt: skip
+    assert result.cache.used
+    assert len(result.history["loss"]) >= 1
+    assert result.model.optimizer is not None  # compiled afresh, not the optimizer on loan
+    if name == "ModelCheckpoint":  # it saved the full model, not the remainder
+        saved = keras.saving.load_model(tmp_path / "m.keras")
+        assert saved.count_params() == result.model.count_params()

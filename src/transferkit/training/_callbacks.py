@@ -47,10 +47,29 @@ class FullModelCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
     def set_model(self, model: Model) -> None:
         self.full.stop_training = False
+        if getattr(self.full, "optimizer", None) is None:
+            # Callbacks read the step and rate from `model.optimizer` (TensorBoard's
+            # `on_train_begin`), and the full model was never compiled: lend it the optimizer
+            # that trains, for this `fit` only (`give_back` ends the loan).
+            self.full.optimizer = model.optimizer
+            self._lent = True
         self.inner.set_model(self.full)
+
+    def give_back(self) -> None:
+        """End the loan of the training optimizer to the full model, if `set_model` made one."""
+        if getattr(self, "_lent", False):
+            self.full.optimizer = None
+            self._lent = False
 
     def set_params(self, params: dict[str, Any]) -> None:
         self.inner.set_params(params)
+
+
+def give_back(callbacks: Sequence[Any]) -> None:
+    """After `fit`: the full model holds no optimizer that `FullModelCallback` lent it."""
+    for callback in callbacks:
+        if isinstance(callback, FullModelCallback):
+            callback.give_back()
 
 
 def see_full_model(callbacks: Sequence[Any], full: Model, trained: Model) -> list[Any]:

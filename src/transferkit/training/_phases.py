@@ -21,7 +21,7 @@ from ..strategies._strategy import Strategy
 from ..timing import EpochTimer, count_params
 from ..types import Model
 from ._cache import CacheInfo, CachePlan, FeatureCache, plan_cache
-from ._callbacks import make_early_stopping, see_full_model
+from ._callbacks import give_back, make_early_stopping, see_full_model
 from ._data import ArrayData
 from ._feed import (
     CACHED_VALIDATION_BATCH_SIZE,
@@ -253,17 +253,20 @@ class PhaseRunner:
         callbacks = [timer, _ReturnMemory(), *([stopper] if stopper else [])]
         callbacks += see_full_model(self.callbacks, self.prepared, fit.trained)
         assert phase.epochs is not None
-        with remainder_threads() if fit.cached else nullcontext():
-            history = fit.trained.fit(
-                fit.x,
-                fit.y,
-                validation_data=fit.validation,
-                initial_epoch=self.epochs_done,
-                epochs=self.epochs_done + phase.epochs,
-                callbacks=callbacks,
-                verbose=self.settings.verbose,
-                **self._fit_kwargs(fit),
-            )
+        try:
+            with remainder_threads() if fit.cached else nullcontext():
+                history = fit.trained.fit(
+                    fit.x,
+                    fit.y,
+                    validation_data=fit.validation,
+                    initial_epoch=self.epochs_done,
+                    epochs=self.epochs_done + phase.epochs,
+                    callbacks=callbacks,
+                    verbose=self.settings.verbose,
+                    **self._fit_kwargs(fit),
+                )
+        finally:
+            give_back(callbacks)
         return_free_memory()
         self.epoch_seconds.extend(timer.epoch_seconds)
         return self._record(index, phase, optimizer, fit, history, stopper, start)
