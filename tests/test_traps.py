@@ -232,3 +232,22 @@ def test_every_builtin_callback_works_on_a_cached_run(name, tmp_path) -> None:
     if name == "ModelCheckpoint":  # it saved the full model, not the remainder
         saved = keras.saving.load_model(tmp_path / "m.keras")
         assert saved.count_params() == result.model.count_params()
+
+
+def test_a_compiled_model_trains_with_a_copy_of_its_own_optimizer() -> None:
+    x, y = _data(48, classes=3)
+    model = _model(3)
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    result = tk.fine_tune(model, (x, y), epochs=1, verbose=0)
+    assert isinstance(result.model.optimizer, keras.optimizers.SGD)
+    assert result.model.optimizer is not model.optimizer  # a fresh copy, never shared
+    assert result.phases[0].learning_rate == pytest.approx(0.5)
+    comparison = tk.compare_strategies(model, ["full"], train=(x, y), test=(x, y), epochs=1,
+                                       verbose=0)  # fmt: skip
+    assert comparison.config["optimizer"]["class_name"].endswith("SGD")
+    assert comparison.runs[0].phases[0].learning_rate == pytest.approx(0.5)
+    # an optimizer passed explicitly wins; an uncompiled model trains with Adam as before
+    explicit = tk.fine_tune(model, (x, y), epochs=1, verbose=0, optimizer="adam")
+    assert isinstance(explicit.model.optimizer, keras.optimizers.Adam)
+    plain = tk.fine_tune(_model(3), (x, y), epochs=1, verbose=0)
+    assert isinstance(plain.model.optimizer, keras.optimizers.Adam)

@@ -79,7 +79,7 @@ def compare_strategies(
     epochs: int = 10,
     batch_size: int = 32,
     seeds: int | Sequence[int] = 1,
-    optimizer: str | Any = "adam",
+    optimizer: str | Any | None = None,
     learning_rate: float | None = None,
     loss: Any = None,
     callbacks: Sequence[Any] = (),
@@ -117,7 +117,8 @@ def compare_strategies(
         epochs: int. Epochs for strategies that do not set their own. Defaults to `10`.
         batch_size: int. Defaults to `32`.
         seeds: int n (seeds 0..n-1) or a list of seeds. Defaults to `1`.
-        optimizer: Optimizer name or instance (a fresh copy per run). Defaults to `"adam"`.
+        optimizer: Optimizer name or instance (a fresh copy per run), or `None`: a copy of
+            the optimizer `model` was compiled with, Adam if it was not. Defaults to `None`.
         learning_rate: float or None. Defaults to `None`.
         loss: A Keras loss, or `None` to choose from the labels. Defaults to `None`.
         callbacks: Keras callbacks given to every run. Defaults to `()`.
@@ -205,6 +206,7 @@ def compare_strategies(
     # Each run's own Keras progress bars show only under the overall progress's verbose=2.
     settings = TrainSettings.of(locals(), verbose=1 if verbose >= 2 else 0)
     plan = _plan(model, strategies, seeds, train, validation, test, settings, class_names)
+    settings = plan.settings
     plan = replace(plan, grids=resolve_grids(learning_rates, plan.strategies, settings))
     check_search(search, plan.grids, plan.arrays[1] is not None)
     plan = replace(plan, search=search if learning_rates is not None else None)
@@ -242,6 +244,7 @@ def _plan(
             "`test=(x_test, y_test)`."
         )
     start = _start_model(model)
+    settings = settings.for_model(start)  # the model's compiled optimizer, if no other given
     arrays = check_pair(train, validation, start)
     test_arrays = check_data(test, "test", start)
     if test_arrays is None:

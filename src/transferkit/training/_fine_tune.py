@@ -24,7 +24,7 @@ def fine_tune(
     strategy: Strategy | str = "full",
     epochs: int = 10,
     batch_size: int = 32,
-    optimizer: str | Any = "adam",
+    optimizer: str | Any | None = None,
     learning_rate: float | None = None,
     loss: Any = None,
     callbacks: Sequence[Any] = (),
@@ -63,7 +63,9 @@ def fine_tune(
         batch_size: int. Used for NumPy data. NumPy validation data are evaluated in
             batches of at least 256, cached activations in batches of at least 2048 (forward
             passes only, so training is unchanged and validation is cheaper). Defaults to `32`.
-        optimizer: Optimizer name or instance (copied, never reused). Defaults to `"adam"`.
+        optimizer: Optimizer name or instance (copied, never reused), or `None`: a fresh
+            copy of the optimizer `model` was compiled with, and Adam for a model that was not
+            compiled. Defaults to `None`.
         learning_rate: float or None. Defaults to `None` (the optimizer's default).
         loss: A Keras loss or `None` to pick cross-entropy from the labels (sparse for integer
             labels, categorical for one-hot, binary for one output; `from_logits` when the

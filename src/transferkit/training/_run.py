@@ -207,7 +207,7 @@ def run_strategy(
 ) -> FitResult:
     """Train a copy of `model` (or `model`) with `strategy`: `fine_tune` without the checks
     of its arguments, for callers that hold checked `TrainSettings`."""
-    settings = settings.for_strategy(strategy)
+    settings = settings.for_model(model).for_strategy(strategy)
     train_arrays, val_arrays = check_run(model, strategy, settings, train, validation)
     if seed is not None:
         keras.utils.set_random_seed(seed)

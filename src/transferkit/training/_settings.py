@@ -11,6 +11,7 @@ import keras
 
 from .._validate import check_learning_rate, check_positive_int, is_int, is_real
 from ..strategies._strategy import Strategy
+from ..types import Model
 from ._cache import FeatureCache
 from ._callbacks import EarlyStoppingSpec, check_early_stopping
 
@@ -52,8 +53,11 @@ def default_jit_compile() -> bool:
     return False
 
 
-def make_optimizer(optimizer: str | Any, learning_rate: float | None) -> Any:
-    """A fresh optimizer: from a name, or a copy of an optimizer instance's configuration."""
+def make_optimizer(optimizer: str | Any | None, learning_rate: float | None) -> Any:
+    """A fresh optimizer: from a name, or a copy of an optimizer instance's configuration
+    (`None`: Adam)."""
+    if optimizer is None:
+        optimizer = "adam"
     if isinstance(optimizer, str):
         config: dict[str, Any] = {} if learning_rate is None else {"learning_rate": learning_rate}
         try:
@@ -124,7 +128,7 @@ class TrainSettings:
 
     epochs: int = 10
     batch_size: int = 32
-    optimizer: str | Any = "adam"
+    optimizer: str | Any | None = None
     learning_rate: float | None = None
     loss: Any = None
     callbacks: Sequence[Any] = ()
@@ -158,6 +162,13 @@ class TrainSettings:
         check_early_stopping(
             self.early_stopping, has_validation=validation is not None, metrics=self.metrics
         )
+
+    def for_model(self, model: Model) -> TrainSettings:
+        """With no `optimizer` given: a fresh copy of `model`'s compiled one, else Adam."""
+        if self.optimizer is not None:
+            return self
+        compiled = getattr(model, "optimizer", None)
+        return replace(self, optimizer=compiled if compiled is not None else "adam")
 
     def for_strategy(self, strategy: Strategy) -> TrainSettings:
         """These settings with the strategy's own epochs, optimizer and learning rate."""
