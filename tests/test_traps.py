@@ -4,6 +4,9 @@ confidence intervals within a metric's range."""
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -251,3 +254,33 @@ def test_a_compiled_model_trains_with_a_copy_of_its_own_optimizer() -> None:
     assert isinstance(explicit.model.optimizer, keras.optimizers.Adam)
     plain = tk.fine_tune(_model(3), (x, y), epochs=1, verbose=0)
     assert isinstance(plain.model.optimizer, keras.optimizers.Adam)
+
+
+def _warnings_of(call) -> list[str]:
+    """The messages of the UserWarnings transferkit raised during `call()`."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+
+def test_integer_pixels_into_a_model_that_does_not_rescale_warn() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(32, 8), dtype=np.uint8)
+    y = np.arange(32) % 3
+    messages = _warnings_of(lambda: tk.fine_tune(_model(3), (x, y), epochs=1, verbose=0))
+    assert any(re.search(r"uint8 values up to 25\d.*`transferkit\.datasets\.normalize\(x\)`", m)
+               for m in messages)  # fmt: skip
+    inputs = keras.Input((8,))
+    scaled = keras.layers.Rescaling(1 / 255)(inputs)
+    out = keras.layers.Dense(3, activation="softmax")(keras.layers.Dense(4)(scaled))
+    tk.fine_tune(keras.Model(inputs, out), (x, y), epochs=1, verbose=0)  # no warning: errors
+    tk.fine_tune(_model(3), (x.astype("float32") / 255, y), epochs=1, verbose=0)  # nor here
+
+
+def test_few_labels_for_a_large_head_warn_with_the_replace_head_call() -> None:
+    x, y = _data(40, classes=5)
+    messages = _warnings_of(lambda: tk.fine_tune(_model(1000), (x, y), epochs=1, verbose=0))
+    assert any(re.search(r"use 5 classes, but the model's head has 1000 units.*"
+                         r"`model = replace_head\(model, 5\)`", m) for m in messages)  # fmt: skip
+    tk.fine_tune(_model(10), (x, y), epochs=1, verbose=0)  # 5 of 10: a subset, no warning

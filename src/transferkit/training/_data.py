@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .._chunks import count_nonfinite
-from ..freezing._layers import io_shapes, output_activation, output_units
+from ..freezing._layers import io_shapes, leaf_layers, output_activation, output_units
 from ..types import Model
 
 
@@ -119,7 +120,47 @@ def check_arrays(data: Any, name: str, model: Model) -> ArrayData:
             raise ValueError(f"`{name}` labels look one-hot but rows are not one-hot vectors.")
     else:
         _check_class_ids(y, name, units)
+        if name == "train":
+            _warn_few_classes(y, units)
+    if name == "train":
+        _warn_unscaled(x, model)
     return ArrayData(x=x, y=y, one_hot=one_hot)
+
+
+_RESCALING = ("Rescaling", "Normalization")
+
+
+def _warn_unscaled(x: np.ndarray[Any, Any], model: Model) -> None:
+    """Warn when integer pixels (0-255) meet a model whose first layers do not rescale."""
+    if not np.issubdtype(x.dtype, np.integer) or x.size == 0 or int(x[:1024].max()) <= 1:
+        return
+    leaves = leaf_layers(model)
+    first = next((i for i, leaf in enumerate(leaves) if leaf.layer.weights), len(leaves))
+    if any(type(leaf.layer).__name__ in _RESCALING for leaf in leaves[: first + 1]):
+        return
+    warnings.warn(
+        f"`train` inputs are {x.dtype} values up to {int(x[:1024].max())}, and model "
+        f"{model.name!r} does not rescale them before its first weights. A model pretrained on "
+        "[0, 1] inputs sees values 255x too large: convert them with "
+        "`transferkit.datasets.normalize(x)` (or `to_float_images`), or start the model with "
+        "`keras.layers.Rescaling(1 / 255)`.",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
+def _warn_few_classes(y: np.ndarray[Any, Any], units: int) -> None:
+    """Warn when the labels use a small part of a large head (5 labels of a 1000-class top)."""
+    used = int(y.max()) + 1
+    if units >= 100 and used * 10 <= units:
+        warnings.warn(
+            f"`train` labels use {used} classes, but the model's head has {units} units "
+            "(e.g. a `keras.applications` model's ImageNet top): it will spread probability "
+            f"over {units - used} classes that never occur. Give it a head of its own first: "
+            f"`model = replace_head(model, {used})`.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _as_arrays(data: Any, name: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
