@@ -41,6 +41,10 @@ from .training import FeatureCache as FeatureCache
 from .training import FitResult as FitResult
 from .training import PhaseRecord as PhaseRecord
 from .training import fine_tune as fine_tune
+from .weights import WiseFTResult as WiseFTResult
+from .weights import interpolate as interpolate
+from .weights import soup as soup
+from .weights import wise_ft as wise_ft
 
 __all__ = [
     "Comparison",
@@ -80,4 +84,8 @@ __all__ = [
     "replace_head",
     "trainable_summary",
     "unfreeze",
+    "WiseFTResult",
+    "interpolate",
+    "soup",
+    "wise_ft",
 ]
