@@ -24,6 +24,11 @@ from .freezing import leaf_layers as leaf_layers
 from .freezing import replace_head as replace_head
 from .freezing import trainable_summary as trainable_summary
 from .freezing import unfreeze as unfreeze
+from .scores import TransferabilityRow as TransferabilityRow
+from .scores import TransferabilityTable as TransferabilityTable
+from .scores import hscore as hscore
+from .scores import logme as logme
+from .scores import transferability as transferability
 from .strategies import L2SP as L2SP
 from .strategies import FeatureExtractor as FeatureExtractor
 from .strategies import FullFineTune as FullFineTune
@@ -88,4 +93,9 @@ __all__ = [
     "interpolate",
     "soup",
     "wise_ft",
+    "TransferabilityRow",
+    "TransferabilityTable",
+    "hscore",
+    "logme",
+    "transferability",
 ]
