@@ -111,10 +111,10 @@ def test_greedy_soup_keeps_what_helps_and_never_loses_accuracy():
         assert_weights_equal(snapshot, weights_snapshot(model))
 
 
-def test_greedy_soup_on_trained_models(lab_data):
+def test_greedy_soup_on_trained_models(small_task):
     """Fine-tuned copies of one model (BatchNormalization included): at least as accurate on
     validation as the best ingredient, which is where the greedy soup starts."""
-    x, y = lab_data
+    x, y = small_task
     start = bn_net()
     models = [tk.fine_tune(start, (x, y), epochs=2, seed=s, verbose=0).model for s in range(3)]
     mixed = tk.soup(models, method="greedy", validation=(x, y))
@@ -123,7 +123,7 @@ def test_greedy_soup_on_trained_models(lab_data):
 
 
 @pytest.fixture
-def lab_data() -> tuple[np.ndarray, np.ndarray]:
+def small_task() -> tuple[np.ndarray, np.ndarray]:
     x, y, _ = linear_task(96, seed=5)
     return x, y
 
@@ -209,11 +209,11 @@ def test_interpolate_mixes_every_shared_variable():
         np.testing.assert_allclose(value, 0.75 * s[path] + 0.25 * t[path], rtol=1e-5, atol=1e-6)
 
 
-def test_interpolate_matches_a_fine_tuned_copy_by_layer_path(lab_data):
+def test_interpolate_matches_a_fine_tuned_copy_by_layer_path(small_task):
     """`replace_head` builds a Functional copy whose variables were built under another name
     scope than the Sequential original's (Keras's `Variable.path` differs); they still pair
     up by layer path."""
-    x, y = lab_data
+    x, y = small_task
     start = bn_net()
     tuned = tk.fine_tune(tk.replace_head(start, 3), (x, y), epochs=1, verbose=0).model
     assert start.weights[0].path != tuned.weights[0].path
