@@ -12,9 +12,10 @@ does) and transferred to classes 5-9 with a small labelled budget. For each budg
   stopping on the target validation set).
 
 It reports, per budget, Kendall's tau between the two over the cuts (per seed, of the seed
-means, and over the cuts other than `dense`, whose probe trails the others here), and what choosing the cut by LogME gives against the best cut in hindsight and
-against the default cut (`dense`, the feature extractor's default), in test accuracy, with the
-seconds both sides cost. Read tau over 5 cuts with care: its values step by 0.2, and one swap
+means, and over the cuts other than `dense`, whose probe trails the others here), and what
+choosing the cut by LogME gives against the best cut in hindsight and against the default
+cut (`dense`, the feature extractor's default), in test accuracy, with the seconds both sides
+cost. Read tau over 5 cuts with care: its values step by 0.2, and one swap
 of two close cuts moves it by 0.2.
 
 Usage:
