@@ -24,6 +24,11 @@ from .freezing import leaf_layers as leaf_layers
 from .freezing import replace_head as replace_head
 from .freezing import trainable_summary as trainable_summary
 from .freezing import unfreeze as unfreeze
+from .scores import TransferabilityRow as TransferabilityRow
+from .scores import TransferabilityTable as TransferabilityTable
+from .scores import hscore as hscore
+from .scores import logme as logme
+from .scores import transferability as transferability
 from .strategies import L2SP as L2SP
 from .strategies import FeatureExtractor as FeatureExtractor
 from .strategies import FullFineTune as FullFineTune
@@ -41,6 +46,10 @@ from .training import FeatureCache as FeatureCache
 from .training import FitResult as FitResult
 from .training import PhaseRecord as PhaseRecord
 from .training import fine_tune as fine_tune
+from .weights import WiseFTResult as WiseFTResult
+from .weights import interpolate as interpolate
+from .weights import soup as soup
+from .weights import wise_ft as wise_ft
 
 __all__ = [
     "Comparison",
@@ -80,4 +89,13 @@ __all__ = [
     "replace_head",
     "trainable_summary",
     "unfreeze",
+    "WiseFTResult",
+    "interpolate",
+    "soup",
+    "wise_ft",
+    "TransferabilityRow",
+    "TransferabilityTable",
+    "hscore",
+    "logme",
+    "transferability",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from collections.abc import Sequence
@@ -118,3 +119,36 @@ def check_learning_rate(learning_rate: Any) -> None:
             "`keras.optimizers.schedules.LearningRateSchedule`, or None for the optimizer's "
             f"default. Received: learning_rate={learning_rate!r}"
         )
+
+
+def check_choice(value: Any, arg: str, allowed: Sequence[str]) -> str:
+    """Returns `value` if it is one of `allowed`, or raises a Keras-style `ValueError` listing
+    them, with the closest one (difflib) when there is one."""
+    if isinstance(value, str) and value in allowed:
+        return value
+    close = difflib.get_close_matches(value, allowed, n=1) if isinstance(value, str) else []
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(
+        f"`{arg}` must be one of {', '.join(repr(a) for a in allowed)}.{hint} "
+        f"Received: {arg}={value!r}"
+    )
+
+
+def unpack_pair(data: Any, arg: str) -> tuple[Any, Any]:
+    """`(x, y)` from a pair of inputs and labels, or a Keras-style `ValueError` naming `arg`."""
+    if isinstance(data, tuple | list) and len(data) == 2:
+        return data[0], data[1]
+    what = f"a {type(data).__name__}" + (
+        f" of length {len(data)}" if isinstance(data, tuple | list) else ""
+    )
+    raise ValueError(
+        f"`{arg}` must be a pair `(x, y)` of inputs and labels (NumPy arrays). Received: {what}"
+    )
+
+
+def check_unit_interval(value: Any, arg: str, note: str = "") -> float:
+    """Returns `value` as a float if it is a finite number in [0, 1], or raises a Keras-style
+    `ValueError` naming `arg` (`note` says what the ends mean)."""
+    if is_real(value) and math.isfinite(value) and 0.0 <= value <= 1.0:
+        return float(value)
+    raise ValueError(f"`{arg}` must be a number in [0, 1]{note}. Received: {arg}={value!r}")

@@ -326,3 +326,19 @@ def pretrained_weights(model: Model) -> list[Any]:
         if not leaf.layer.name.startswith(NEW_HEAD_PREFIX)
         for w in leaf.layer.weights
     ]
+
+
+def cut_outputs(model: Model, cuts: Sequence[int], fn: str) -> Model:
+    """A frozen copy of `model` with one output per cut: the activation after the first `k`
+    leaf layers for each `k` in `cuts` (resolved counts), so one forward pass gives them all.
+
+    `model` is not mutated (the outputs are those of a copy).
+    """
+    ensure_built(model)
+    _require_graph(model, fn)
+    clone = copy_model(model)
+    leaves = leaf_layers(clone)
+    outputs = [_tensor_at(leaves[k - 1].layer, leaves[k - 1].containers) for k in cuts]
+    extractor = keras.Model(clone.inputs, outputs, name=f"{model.name}_cuts")
+    freeze(extractor)
+    return extractor
