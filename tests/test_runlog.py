@@ -12,7 +12,6 @@ import sys
 import warnings
 
 import keras
-import numpy as np
 import pytest
 
 import transferkit as tk
@@ -232,4 +231,11 @@ def test_non_array_data_need_a_declared_identity(tmp_path):
     with pytest.raises(ValueError, match="Fields that differ: hashes.data_id"):
         compare(model, path, train=train, data_id="blobs-v2")
     assert compare(model, path, train=train, data_id="blobs-v1").runs[0].resumed
-    assert np.array_equal(test[0], data()[1][0])
+    # `data_id` names only the data it stands for: the test arrays are still hashed.
+    content, probe = path.read_bytes(), TrainingProbe()
+    changed = (test[0] + 1.0, test[1])
+    with pytest.raises(
+        ValueError, match=r"Fields that differ: hashes\.test: \S+ in the file, \S+ now\."
+    ):
+        compare(model, path, probe, train=train, data_id="blobs-v1", test=changed)
+    assert probe.fits == 0 and path.read_bytes() == content
