@@ -6,7 +6,6 @@ import json
 import re
 import warnings
 
-import keras
 import numpy as np
 import pytest
 
@@ -307,12 +306,24 @@ def test_bad_input_is_rejected_before_training(change, match, tmp_path):
     assert not (tmp_path / "runs.jsonl").exists()
 
 
-def test_not_a_model():
+def test_not_a_model(tmp_path):
     train, validation, test = data()
-    with pytest.raises(TypeError, match="keras.Model"):
-        tk.compare_strategies(lambda: "model", ["full"], train=train, validation=validation,
-                              test=test, epochs=1, verbose=0)  # fmt: skip
-    assert keras.backend.backend()  # the session is still usable
+    calls = []
+
+    def factory():
+        calls.append(None)
+        return "model"
+
+    probe, output = TrainingProbe(), tmp_path / "runs.jsonl"
+    common = dict(train=train, validation=validation, test=test, epochs=1, verbose=0,
+                  callbacks=[probe], output=output)  # fmt: skip
+    expected = r"`model` must be a built `keras\.Model` or a zero-argument factory returning one\."
+    with pytest.raises(TypeError, match=expected + " Received: str$"):
+        tk.compare_strategies(factory, ["full"], **common)
+    assert len(calls) == 1  # the factory is called once
+    with pytest.raises(TypeError, match=expected + " Received: NoneType$"):
+        tk.compare_strategies(None, ["full"], **common)  # neither a model nor callable
+    assert probe.fits == 0 and not output.exists()
 
 
 def test_a_feature_cache_with_a_memory_budget_is_respected():

@@ -8,6 +8,7 @@ docstring examples. A documented module that does not exist, or fails to import,
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import inspect
@@ -178,9 +179,22 @@ def test_every_public_class_and_function_has_an_example(module_name: str) -> Non
     assert missing == []
 
 
+def asserts(code: str) -> bool:
+    """Whether `code` holds an `assert` statement (not the word in a comment or string)."""
+    return any(isinstance(node, ast.Assert) for node in ast.walk(ast.parse(code)))
+
+
 def test_every_example_asserts_what_it_shows():
-    silent = {p.id for p in PARAMS if not any("assert" in block for block in p.values[1])}
+    silent = {p.id for p in PARAMS if not any(asserts(block) for block in p.values[1])}
     assert silent == set()  # an example that only shows a value cannot fail on a wrong one
+
+
+def test_only_an_assert_statement_counts_as_asserting():
+    assert asserts("x = 1\nassert x == 1")
+    assert asserts("def check():\n    assert True")
+    assert not asserts("x = 1  # assert x == 1")
+    assert not asserts('print("assert x == 1")\nassertion = 2')
+    assert not asserts("np.testing.assert_allclose(1.0, 1.0)")  # raises, but is not `assert`
 
 
 @pytest.mark.backend(EXAMPLES_BACKEND, reason="usage examples run once in the matrix")

@@ -201,10 +201,13 @@ def test_no_warning_when_no_flag_changes(lab_cnn):
 
 
 def test_no_warning_for_uncompiled_model(lab_cnn):
+    assert not lab_cnn.compiled and leaf_flags(lab_cnn) == [True] * 7
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tk.freeze(lab_cnn, upto=2)
+        assert leaf_flags(lab_cnn) == [False] * 2 + [True] * 5  # the flags did change
         tk.unfreeze(lab_cnn)
+    assert leaf_flags(lab_cnn) == [True] * 7
 
 
 # --------------------------------------------------------------------------- BatchNormalization

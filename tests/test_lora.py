@@ -99,7 +99,13 @@ def test_only_adapters_and_head_train_and_the_merge_is_exact(data):
     np.testing.assert_allclose(
         merged.predict(data[0], verbose=0), keep.trained.predict(data[0], verbose=0), atol=1e-5
     )
-    assert result.model.evaluate(*data, verbose=0)  # compiled like every run's model
+    # Compiled like every run's model: the run's loss (sparse cross-entropy) and metrics.
+    probs = merged.predict(data[0], verbose=0)
+    scores = merged.evaluate(*data, verbose=0, return_dict=True)
+    assert sorted(scores) == ["accuracy", "loss"]
+    picked = probs[np.arange(len(data[1])), data[1]]
+    assert scores["loss"] == pytest.approx(-np.log(picked).mean(), rel=1e-4)
+    assert scores["accuracy"] == pytest.approx((probs.argmax(axis=1) == data[1]).mean())
 
 
 def test_merged_model_loads_in_a_process_without_transferkit(data, tmp_path):

@@ -59,7 +59,20 @@ def test_lists_come_back_as_tuples_and_ints_as_floats() -> None:
 
 def test_machine_info_to_dict() -> None:
     info = MachineInfo("cpu", 2, 1.0, ("gpu0",), "Linux", "3.11", "3.15", "jax", "0.7")
-    assert info.to_dict() == {**info.__dict__, "gpus": ["gpu0"]}
+    expected = {
+        "cpu": "cpu",
+        "cores": 2,
+        "memory_gib": 1.0,
+        "gpus": ["gpu0"],
+        "system": "Linux",
+        "python": "3.11",
+        "keras": "3.15",
+        "backend": "jax",
+        "backend_version": "0.7",
+    }
+    d = info.to_dict()
+    assert d == expected and list(d) == list(expected)  # same keys, values and order
+    assert _serial.from_dict(MachineInfo, json.loads(json.dumps(d))) == info
 
 
 @dataclass(frozen=True)

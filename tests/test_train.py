@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
@@ -381,19 +382,53 @@ def test_numpy_validation_runs_in_big_forward_batches():
     assert len(result.history["val_loss"]) == 2
 
 
-def _traces() -> bool | None:
-    """Whether TensorFlow traces functions (None on the other backends)."""
-    if keras.backend.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
+def _compiled_call(x: Any) -> bool:
+    """Whether the backend is compiling the code that sees `x`, not running it op by op."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-    return not tf.config.functions_run_eagerly()
+        return not tf.executing_eagerly()  # inside a traced `tf.function`
+    if backend == "jax":
+        import jax
+
+        return isinstance(x, jax.core.Tracer)  # inside `jax.jit`
+    import torch
+
+    return bool(torch.compiler.is_compiling())
+
+
+class SeesCompilation(keras.layers.Layer):
+    """Scales by a trained weight (so it trains, not cached) and records, for each training
+    call, `_compiled_call`."""
+
+    seen: ClassVar[list[bool]] = []
+
+    def build(self, input_shape: Any) -> None:
+        self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+
+    def call(self, x: Any, training: bool | None = None) -> Any:
+        if training:
+            SeesCompilation.seen.append(_compiled_call(x))
+        return x * self.scale
 
 
 @pytest.mark.compiled
-def test_compiled_tests_train_as_users_do():
-    assert _traces() in (None, True)
+def test_fine_tune_compiles_the_train_step_as_users_code_does():
+    """TensorFlow traces it (a `tf.function`) and JAX jits it; PyTorch runs it eagerly, since
+    `jit_compile="auto"` leaves `torch.compile` off."""
+    SeesCompilation.seen.clear()
+    model = mlp(front=[SeesCompilation(name="sees")])
+    result = tk.fine_tune(model, blobs(32), epochs=1, batch_size=16, verbose=0)
+    assert result.model.run_eagerly is False
+    compiles = keras.backend.backend() in ("tensorflow", "jax")
+    assert SeesCompilation.seen and set(SeesCompilation.seen) == {compiles}
 
 
+@pytest.mark.backend("tensorflow", reason="only TensorFlow's functions can run eagerly")
 def test_other_tests_run_tensorflow_eagerly():
-    assert _traces() in (None, COMPILED)
+    """The suite's speed-up (tests/_fixtures.py): unmarked tests skip TensorFlow's tracing,
+    unless TRANSFERKIT_TEST_COMPILED=1."""
+    import tensorflow as tf
+
+    assert tf.config.functions_run_eagerly() is not COMPILED

@@ -37,9 +37,19 @@ def test_check_positive_int_rejects(value: Any, allow_zero: bool, match: str) ->
 
 
 def test_check_list_accepts_none_and_sequences_of_good_items() -> None:
+    seen: list[Any] = []
+
+    def good(item: Any) -> bool:
+        seen.append(item)
+        return True
+
     for value in (None, ["a"], ("a", "b"), range(3)):
-        check_list(value, "names", "a list", lambda item: True)
-    check_list([], "names", "a list", empty=True)
+        seen.clear()
+        assert check_list(value, "names", "a list", good) is None
+        assert seen == list(value or [])  # every item went through the predicate, in order
+    assert check_list([], "names", "a list", empty=True) is None
+    with pytest.raises(ValueError, match=r"Received: names=\[\]"):  # the same list, empty=False
+        check_list([], "names", "a list")
 
 
 @pytest.mark.parametrize(
