@@ -1,9 +1,10 @@
 """What the suite can use but the README's test command does not install, and how to get it.
 
 The README's test command installs the `[test]` extra only and runs the TensorFlow pass. A test
-that needs more is marked `@pytest.mark.needs("keras_hub")` (a module: importable; a program:
-on PATH); where it is missing the test skips, naming it and how to install it
-(`tests/_fixtures.py`). `-m needs` selects exactly these tests.
+that needs more (keras-hub, JAX, PyTorch, TensorBoard, Chromium) is marked
+`@pytest.mark.needs("keras_hub")` (a module: importable; a program: on PATH); where it is
+missing the test skips, naming it and how to install it (`tests/_fixtures.py`). `-m needs`
+selects exactly these tests.
 
 `TRANSFERKIT_TEST_REQUIRE` (names separated by spaces or commas; `.ci/run` sets it once it has
 installed them) makes a missing one fail its tests instead, so that CI cannot pass on skips.
@@ -22,6 +23,7 @@ OPTIONAL = {
     "jax": ("module", 'pip install -e ".[jax]"'),
     "torch": ("module", 'pip install -e ".[torch]"'),
     "keras_hub": ("module", 'pip install -e ".[hub]"'),
+    "tensorboard": ("module", 'pip install -e ".[dev]"'),
     "chromium": ("program", "apt-get install chromium"),
 }
 """Each optional dependency: whether it is a Python module or a program, and how to get it."""
