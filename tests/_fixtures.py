@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import transferkit as tk
+from _optional import need
 from transferkit import models
 
 EXAMPLES_BACKEND = "torch"
@@ -262,11 +263,15 @@ def _execution_mode(request: pytest.FixtureRequest) -> Any:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """`@pytest.mark.backend("jax", reason=...)`: the test runs only in that backend's pass."""
+    """`@pytest.mark.backend("jax", reason=...)`: the test runs only in that backend's pass.
+    `@pytest.mark.needs("keras_hub")`: it skips, naming what is missing (`tests/_optional.py`)."""
     marker = item.get_closest_marker("backend")
     if marker is not None and marker.args[0] != keras.backend.backend():
         reason = marker.kwargs.get("reason", "")
         pytest.skip(f"runs in the {marker.args[0]} pass of the backend matrix ({reason})")
+    for marker in item.iter_markers("needs"):
+        for name in marker.args:
+            need(name)
 
 
 def _clear_session() -> None:

@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 RUNNABLE_PAGES = ["tutorial.md", *sorted(p.name for p in (DOCS / "guide").glob("*.md"))]
 NEEDS_FASHION_MNIST = {"tutorial.md"}
+NEEDS = {"keras_hub.md": "keras_hub"}
+"""Pages whose code needs an optional package (tests/_optional.py): they skip without it."""
 API_MODULES = {"metrics", "timing", "datasets", "models"}
 """Public modules documented whole (`::: transferkit.metrics`) next to the top-level names."""
 
@@ -64,12 +66,16 @@ def code_blocks(path: Path) -> list[tuple[int, str]]:
     return [(line, code) for line, code, _ in blocks]
 
 
-@pytest.mark.parametrize("page", RUNNABLE_PAGES)
+@pytest.mark.parametrize(
+    "page",
+    [
+        pytest.param(page, marks=[pytest.mark.needs(NEEDS[page])] if page in NEEDS else [])
+        for page in RUNNABLE_PAGES
+    ],
+)
 def test_page_code_runs(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if page in NEEDS_FASHION_MNIST and find_fashion_mnist() is None and not os.environ.get("CI"):
         pytest.skip("Fashion-MNIST is not installed: apt-get install dataset-fashion-mnist")
-    if page == "keras_hub.md":
-        pytest.importorskip("keras_hub")  # the `[hub]` extra
     pytest.importorskip("matplotlib")
     import matplotlib
 
@@ -127,6 +133,14 @@ def test_every_page_is_in_the_nav() -> None:
         if p.relative_to(DOCS).parts[0] != "results"
     }
     assert pages == in_nav
+
+
+def test_pages_that_import_an_optional_package_need_it() -> None:
+    for page in RUNNABLE_PAGES:
+        text = _page_path(page).read_text(encoding="utf-8")
+        imported = set(re.findall(r"^(?:import|from) (keras_hub)\b", text, re.MULTILINE))
+        assert imported <= {NEEDS.get(page)}, f"{page} imports {imported}: add it to NEEDS"
+    assert set(NEEDS) <= set(RUNNABLE_PAGES)
 
 
 def test_every_runnable_page_runs_in_some_pass() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import html.parser
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -166,11 +165,7 @@ def chromium(*args: str, profile: Path) -> str:
     keras.backend.backend() != "tensorflow",
     reason="renders HTML, not Keras: runs in the TensorFlow pass of the backend matrix only",
 )
-@pytest.mark.skipif(
-    shutil.which("chromium") is None and not os.environ.get("CI"),
-    reason="Chromium is not installed: apt-get install chromium (.ci/run installs it, and "
-    "under CI this test runs, so a missing browser fails it)",
-)
+@pytest.mark.needs("chromium")  # .ci/run installs it and requires it: there a missing one fails
 def test_chromium_renders_the_report_with_its_tables_and_plots(comparison, tmp_path):
     path = comparison.to_html(tmp_path / "report.html")
     screenshot = tmp_path / "report.png"
