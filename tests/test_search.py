@@ -275,3 +275,17 @@ def test_a_rate_of_a_searched_run_is_its_own_field_and_label_stays() -> None:
     record = replace(comparison.runs[0])
     assert record.to_dict()["learning_rate"] == record.learning_rate
     assert tk.RunRecord.from_dict(record.to_dict()) == record
+
+
+def test_soup_of_a_strategy_averages_its_kept_models() -> None:
+    comparison = _compare(["full"], seeds=2, keep_models="all", learning_rates=[1e-3, 1e-2])
+    models = [comparison.model("full", seed=s) for s in (0, 1)]  # the chosen rate's two seeds
+    kept = [comparison.kept[r.key] for r in comparison.runs]
+    assert len(kept) == 4  # every seed at every rate
+    souped = comparison.soup("full")
+    everything = [np.mean([m.get_weights()[i] for m in map(tk.comparison._models.load, kept)],
+                          axis=0) for i in range(len(models[0].get_weights()))]  # fmt: skip
+    for got, want in zip(souped.get_weights(), everything, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="No model of 'full' was kept"):
+        _compare(["full"], keep_models="none").soup("full")

@@ -121,13 +121,18 @@ def check_learning_rate(learning_rate: Any) -> None:
         )
 
 
+def did_you_mean(value: Any, choices: Sequence[str]) -> str:
+    """`" Did you mean 'x'?"` for the closest of `choices` to `value` (difflib), or `""`."""
+    close = difflib.get_close_matches(str(value), list(choices), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
 def check_choice(value: Any, arg: str, allowed: Sequence[str]) -> str:
     """Returns `value` if it is one of `allowed`, or raises a Keras-style `ValueError` listing
     them, with the closest one (difflib) when there is one."""
     if isinstance(value, str) and value in allowed:
         return value
-    close = difflib.get_close_matches(value, allowed, n=1) if isinstance(value, str) else []
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
     raise ValueError(
         f"`{arg}` must be one of {', '.join(repr(a) for a in allowed)}.{hint} "
         f"Received: {arg}={value!r}"

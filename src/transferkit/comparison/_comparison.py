@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -12,9 +11,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from .._validate import did_you_mean
 from ..strategies._resolve import strategy_from_dict, with_learning_rate
 from ..strategies._strategy import Strategy
 from ..types import Model
+from ..weights._soup import soup
 from ._models import load
 from ._records import (
     BASELINE,
@@ -123,11 +124,9 @@ class Comparison:
 
     def _check_label(self, label: str) -> None:
         if label not in self.strategies:
-            close = difflib.get_close_matches(str(label), self.strategies, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(
                 f"{label!r} is not a strategy of this comparison. Strategies: "
-                f"{list(self.strategies)}.{hint}"
+                f"{list(self.strategies)}.{did_you_mean(label, self.strategies)}"
             )
 
     def best_run(self, label: str | None = None) -> RunRecord:
@@ -221,6 +220,25 @@ class Comparison:
                 stats = summarize(diffs, metric_bounds(name))
                 rows.append(SummaryRow(strategy, name, len(diffs), *stats))
         return tuple(rows)
+
+    def soup(
+        self, label: str | None = None, *, method: str = "uniform", validation: Any = None
+    ) -> Model:
+        """`transferkit.soup` of the kept models of `label` (default: `best()`): all its
+        seeds and rates. Keep them with `compare_strategies(..., keep_models="all")`.
+
+        Raises:
+            ValueError: If none of its models was kept, and as `transferkit.soup`.
+        """
+        label = self.best() if label is None else label
+        self._check_label(label)
+        keys = [r.key for r in self.runs_of(label, all_rates=True) if r.key in self.kept]
+        if not keys:
+            raise ValueError(
+                f"No model of {label!r} was kept: pass `keep_models='all'` to "
+                "`compare_strategies` to soup its seeds and rates."
+            )
+        return soup([load(self.kept[key]) for key in keys], method=method, validation=validation)
 
     def best(self, metric: str = "accuracy") -> str:
         """The strategy with the highest mean *validation* `metric` (never the test set's).

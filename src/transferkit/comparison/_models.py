@@ -11,6 +11,7 @@ from typing import Any
 
 import keras
 
+from .._validate import check_choice
 from ..freezing._copy import copy_model
 from ..types import Model
 from ._records import RunKey
@@ -20,15 +21,7 @@ KEEP_MODELS = ("best", "all", "none")
 
 def check_keep(keep_models: Any) -> None:
     """Refuse a `keep_models` that is not one of `KEEP_MODELS` (with a close match)."""
-    if keep_models not in KEEP_MODELS:
-        import difflib
-
-        close = difflib.get_close_matches(str(keep_models), KEEP_MODELS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"`keep_models` must be one of {KEEP_MODELS}. Received: keep_models={keep_models!r}."
-            f"{hint}"
-        )
+    check_choice(keep_models, "keep_models", KEEP_MODELS)
 
 
 def models_dir(log: str | os.PathLike[str]) -> Path:

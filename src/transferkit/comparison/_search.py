@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
 
-from .._validate import is_real
+from .._validate import check_choice, did_you_mean, is_real
 from ..strategies._strategy import BaseStrategy, Strategy
 from ..training._settings import TrainSettings, make_optimizer
 from ._records import RunRecord
@@ -72,11 +71,9 @@ def resolve_grids(
     elif isinstance(learning_rates, Mapping):
         unknown = [label for label in learning_rates if label not in names]
         if unknown:
-            close = difflib.get_close_matches(str(unknown[0]), names, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(
                 f"`learning_rates` names {unknown[0]!r}, which is not a strategy of this "
-                f"comparison. Strategies: {names}.{hint}"
+                f"comparison. Strategies: {names}.{did_you_mean(unknown[0], names)}"
             )
         grids = {
             label: _check_grid(rates, f"`learning_rates[{label!r}]`")
@@ -93,10 +90,7 @@ def resolve_grids(
 
 def check_search(search: Any, grids: Mapping[str, Grid], has_validation: bool) -> None:
     """Refuse an unknown `search`, or a search without validation data to choose on."""
-    if search not in SEARCHES:
-        close = difflib.get_close_matches(str(search), SEARCHES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"`search` must be one of {SEARCHES}. Received: search={search!r}.{hint}")
+    check_choice(search, "search", SEARCHES)
     searched = [name for name, grid in grids.items() if len(grid) > 1]
     if searched and not has_validation:
         raise ValueError(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from typing import Any
 
 import keras
 
+from .._validate import did_you_mean
 from ..freezing._layers import Boundary
 from ._builtin import FeatureExtractor, FullFineTune, PartialFreeze
 from ._l2sp import L2SP
@@ -53,8 +53,7 @@ def resolve_strategy(strategy: Strategy | str) -> Strategy:
         if base in RECIPES and not arg:
             return RECIPES[base]()  # type: ignore[no-any-return]
         known = (*STRATEGY_NAMES, *RECIPES)
-        close = difflib.get_close_matches(base, known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(base, known)
         raise ValueError(
             f"Unknown strategy {strategy!r}. Known strategy names: "
             f"{', '.join(repr(n) for n in known)} (with an optional ':<boundary>' for "
