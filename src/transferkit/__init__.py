@@ -4,6 +4,8 @@ Importing transferkit imports Keras (and so the backend Keras is configured for)
 else heavy: it never imports TensorFlow by itself when another Keras backend is selected.
 """
 
+from types import ModuleType as _ModuleType
+
 from ._version import __version__ as __version__
 from .comparison import Comparison as Comparison
 from .comparison import RunRecord as RunRecord
@@ -51,51 +53,7 @@ from .weights import interpolate as interpolate
 from .weights import soup as soup
 from .weights import wise_ft as wise_ft
 
-__all__ = [
-    "Comparison",
-    "RunRecord",
-    "SummaryRow",
-    "compare_strategies",
-    "load_comparison",
-    "CacheInfo",
-    "FeatureCache",
-    "FeatureExtractor",
-    "FitResult",
-    "FullFineTune",
-    "PartialFreeze",
-    "Phase",
-    "PhaseRecord",
-    "Scratch",
-    "LinearProbeThenFineTune",
-    "GradualUnfreeze",
-    "LoRA",
-    "L2SP",
-    "LayerRates",
-    "Strategy",
-    "fine_tune",
-    "resolve_strategy",
-    "FreezeReport",
-    "LayerInfo",
-    "LeafLayer",
-    "RecompileWarning",
-    "TrainableState",
-    "TrainableSummary",
-    "__version__",
-    "as_feature_extractor",
-    "copy_model",
-    "freeze",
-    "frozen",
-    "leaf_layers",
-    "replace_head",
-    "trainable_summary",
-    "unfreeze",
-    "WiseFTResult",
-    "interpolate",
-    "soup",
-    "wise_ft",
-    "TransferabilityRow",
-    "TransferabilityTable",
-    "hscore",
-    "logme",
-    "transferability",
-]
+# The public names are the ones imported above: one list, written once.
+_names = {name: value for name, value in globals().items() if not name.startswith("_")}
+__all__ = sorted(name for name, value in _names.items() if not isinstance(value, _ModuleType))
+__all__.append("__version__")
