@@ -23,6 +23,7 @@ from ..training._data import (
     check_class_weight,
     check_data,
     check_pair,
+    read_once,
 )
 from ..training._phases import strategy_phases
 from ..training._settings import Auto, TrainSettings
@@ -112,8 +113,9 @@ def compare_strategies(
             FeatureExtractor(cut="flatten", epochs=20)]`.
         train: `(x, y)` NumPy arrays, or a dataset Keras `fit` accepts.
         validation: Same forms as `train`, or `None` (then no early stopping on validation
-            metrics, and `Comparison.best` has nothing to choose on). Defaults to `None`.
-        test: `(x, y)` NumPy arrays (required: the comparison is on the test set).
+            metrics, and `Comparison.best` has nothing to choose on). A dataset is read once
+            into NumPy arrays before the first run. Defaults to `None`.
+        test: Same forms as `validation` (required: the comparison is on the test set).
         epochs: int. Epochs for strategies that do not set their own. Defaults to `10`.
         batch_size: int. Defaults to `32`.
         seeds: int n (seeds 0..n-1) or a list of seeds. Defaults to `1`.
@@ -152,7 +154,7 @@ def compare_strategies(
             strategy's `search_multipliers` times the optimizer's rate (Adam: 3e-4, 1e-3,
             3e-3 for strategies that train the body; 1e-3 to 3e-2 for `FeatureExtractor` and
             `LoRA`; 3e-4 to 1e-2 for LP-FT). A strategy with its own `learning_rate` is not
-            searched. Needs NumPy validation data. Defaults to `None` (no search: the
+            searched. Needs validation data. Defaults to `None` (no search: the
             optimizer's or `learning_rate`'s rate).
         search: `"grid"` (every rate trains all epochs) or `"halving"` (successive halving
             with factor 3: every rate trains a ninth or a third of the epochs, the best third
@@ -245,10 +247,10 @@ def _plan(
         )
     start = _start_model(model)
     settings = settings.for_model(start)  # the model's compiled optimizer, if no other given
+    validation, test = read_once(validation, "validation"), read_once(test, "test")
     arrays = check_pair(train, validation, start)
     test_arrays = check_data(test, "test", start)
-    if test_arrays is None:
-        raise ValueError("`test` must be an `(x, y)` tuple of NumPy arrays.")
+    assert test_arrays is not None  # `read_once` made arrays of a dataset
     for strategy in strategy_list:
         strategy.validate(start)
         strategy_phases(strategy, start, strategy.epochs or settings.epochs)

@@ -38,7 +38,7 @@ class RunRecord:
         cache: Whether the run trained on cached frozen-prefix activations, and why (not).
         resumed: Whether the run was read back from an `output` file rather than trained now.
         validation: Validation-set metrics (what `Comparison.best` chooses on), or `None`
-            without NumPy validation data.
+            without validation data.
         phases: One `PhaseRecord` per phase (epochs, seconds, learning rate, cache, best and
             stopped epoch under early stopping).
         learning_rate: The rate a learning-rate search trained this run at, or `None` when

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import keras
 import numpy as np
 
 from .._chunks import count_nonfinite
@@ -71,11 +72,7 @@ def check_data(data: Any, name: str, model: Model) -> ArrayData | None:
     """
     if is_array_pair(data):
         return check_arrays(data, name, model)
-    if (
-        data is None
-        or isinstance(data, dict | str | bytes | tuple | list)
-        or hasattr(data, "dtype")
-    ):
+    if not _is_dataset(data):
         length = f" of length {len(data)}" if isinstance(data, tuple | list) else ""
         raise ValueError(
             f"`{name}` must be an `(x, y)` tuple of arrays, or a dataset Keras `fit` accepts "
@@ -89,6 +86,51 @@ def check_data(data: Any, name: str, model: Model) -> ArrayData | None:
             first = tuple(np.asarray(getattr(t, "numpy", lambda t=t: t)()) for t in batch)
             check_arrays(first, f"{name} (its first batch)", model)
     return None
+
+
+def _is_dataset(data: Any) -> bool:
+    """Whether `data` may be a dataset object (not None, an array, a dict, a str or a tuple)."""
+    return not (
+        data is None
+        or isinstance(data, dict | str | bytes | tuple | list)
+        or hasattr(data, "dtype")
+    )
+
+
+def read_once(data: Any, name: str) -> Any:
+    """`data` as given, or a dataset's `(x, y)` batches read into NumPy arrays (`read_batches`)."""
+    return read_batches(data, name) if _is_dataset(data) else data
+
+
+def read_batches(data: Any, name: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """A finite dataset's `(x, y)` batches (tf.data, `keras.utils.PyDataset`, an iterable of
+    batches) read once into NumPy arrays `(x, y)`: validation and test data are then used
+    exactly as arrays are (metrics per epoch, records, `best()`, the cache)."""
+    if isinstance(data, keras.utils.PyDataset):
+        count = data.num_batches
+        batches: Any = () if count is None else (data[i] for i in range(count))
+    else:  # tf.data says -1 for an endless dataset (`.repeat()`)
+        count, batches = int(data.cardinality()) if hasattr(data, "cardinality") else 0, data
+    if count is None or count == -1:
+        raise ValueError(f"`{name}` is an endless dataset: pass one that ends (no `.repeat()`).")
+    xs, ys = [], []
+    for batch in batches:
+        if not isinstance(batch, tuple | list) or len(batch) != 2:
+            size = len(batch) if isinstance(batch, tuple | list) else "no"
+            raise ValueError(
+                f"`{name}` must yield `(x, y)` batches of arrays. Received an element of type "
+                f"{type(batch).__name__} with {size} parts (sample weights are not supported)."
+            )
+        xs.append(np.asarray(batch[0]))
+        ys.append(np.asarray(batch[1]))
+    try:
+        return np.concatenate(xs), np.concatenate(ys)
+    except ValueError as err:  # no batch, unbatched elements, ragged shapes, a dict of inputs
+        raise ValueError(
+            f"`{name}`'s batches cannot be joined into `(x, y)` arrays: it must yield at least "
+            "one batch, and every batch arrays of one shape per sample (batch a tf.data "
+            f"pipeline with `.batch(n)`). ({err})"
+        ) from err
 
 
 def check_pair(

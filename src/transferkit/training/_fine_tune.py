@@ -11,7 +11,7 @@ from ..strategies._strategy import Strategy
 from ..types import Model
 from ._cache import FeatureCache
 from ._callbacks import EarlyStoppingSpec
-from ._data import Data
+from ._data import Data, read_once
 from ._run import FitResult, run_strategy
 from ._settings import Auto, TrainSettings
 
@@ -55,12 +55,14 @@ def fine_tune(
             `copy=False`.
         train: `(x, y)` NumPy arrays (integer or one-hot labels) or anything Keras `fit`
             accepts (tf.data, `keras.utils.PyDataset`, ...).
-        validation: Same forms as `train`, or `None`. Defaults to `None`.
+        validation: Same forms as `train`, or `None`. A dataset is read once into NumPy
+            arrays before training (so it must end), then used as arrays are. Defaults to
+            `None`.
         strategy: A `Strategy` or its name (`"full"`, `"partial"`, `"feature_extractor"`).
             The strategy's own `epochs`, `optimizer` and `learning_rate` override the
             arguments here. Defaults to `"full"`.
         epochs: int. Defaults to `10`.
-        batch_size: int. Used for NumPy data. NumPy validation data are evaluated in
+        batch_size: int. Used for NumPy data. Validation data are evaluated in
             batches of at least 256, cached activations in batches of at least 2048 (forward
             passes only, so training is unchanged and validation is cheaper). Defaults to `32`.
         optimizer: Optimizer name or instance (copied, never reused), or `None`: a fresh
@@ -129,6 +131,7 @@ def fine_tune(
             "`precision` needs `copy=True`: a model's dtype policy cannot be changed in place."
         )
     seed = None if seed is None else check_positive_int(seed, "seed", allow_zero=True)
+    validation = read_once(validation, "validation")
     return run_strategy(model, train, validation, strat, settings, seed=seed, copy=copy)
 
 
