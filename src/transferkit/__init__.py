@@ -12,6 +12,8 @@ from .comparison import RunRecord as RunRecord
 from .comparison import SummaryRow as SummaryRow
 from .comparison import compare_strategies as compare_strategies
 from .comparison import load_comparison as load_comparison
+from .datasets import ImageFolder as ImageFolder
+from .datasets import from_directory as from_directory
 from .freezing import FreezeReport as FreezeReport
 from .freezing import LayerInfo as LayerInfo
 from .freezing import LeafLayer as LeafLayer

@@ -1,4 +1,4 @@
-"""Datasets: an offline-first Fashion-MNIST loader, and helpers to preprocess and split images."""
+"""Datasets: Fashion-MNIST offline, image folders as arrays, preprocessing and splits."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from ._fashion_mnist import DatasetError as DatasetError
 from ._fashion_mnist import DatasetNotFoundError as DatasetNotFoundError
 from ._fashion_mnist import find_fashion_mnist as find_fashion_mnist
 from ._fashion_mnist import load_fashion_mnist as load_fashion_mnist
+from ._folders import ImageFolder as ImageFolder
+from ._folders import from_directory as from_directory
 from ._images import augmentation as augmentation
 from ._images import normalize as normalize
 from ._images import resize_images as resize_images
@@ -23,9 +25,11 @@ __all__ = [
     "DatasetCorruptError",
     "DatasetError",
     "DatasetNotFoundError",
+    "ImageFolder",
     "Split",
     "augmentation",
     "find_fashion_mnist",
+    "from_directory",
     "lab_split",
     "load_fashion_mnist",
     "normalize",
