@@ -158,6 +158,7 @@ def test_refuses_a_py_dataset():
     result = tk.fine_tune(model, ArraySequence(x, y, 32), strategy="feature_extractor",
                           epochs=1, verbose=0)  # fmt: skip
     assert not result.cache.used and "not NumPy arrays" in result.cache.reason
+    assert "`transferkit.datasets.from_directory(...)`" in result.cache.reason  # the way out
     # Arrays for training and a dataset for validation: the dataset is read into arrays once,
     # so the cache is used (tests/test_dataset_forms.py compares the numbers).
     result = tk.fine_tune(model, (x, y), validation=ArraySequence(x, y, 32),

@@ -111,7 +111,11 @@ def open_store(
     if cache is False:
         off = "turned off (cache=False)"
     elif train is None or (validation is not None and val is None):
-        off = "the data are not NumPy arrays"
+        off = (
+            "the data are not NumPy arrays (a dataset may give other batches each epoch); for "
+            "the cached fast path pass `(x, y)` arrays, e.g. a folder of images read by "
+            "`transferkit.datasets.from_directory(...)`"
+        )
     store = None if off else cache if isinstance(cache, FeatureCache) else FeatureCache()
     try:
         yield store, off
