@@ -83,6 +83,29 @@ def test_cache_gives_the_same_training_on_the_lab_cnn(strategy, prefix_layers, f
 # --------------------------------------------------------------------------- refusals
 
 
+@pytest.mark.parametrize("functional", [False, True])
+def test_a_prefix_ending_in_a_nested_backbone(functional):
+    # A `keras.applications`-style backbone (a nested model with its own pooling) right before
+    # the head: its `.output` is its own graph's, not the enclosing model's.
+    inner = keras.Input((8, 8, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inner))
+    backbone = keras.Model(inner, pooled, name="backbone")
+    layers = [keras.layers.Rescaling(1 / 2), backbone, keras.layers.Dense(3, activation="softmax")]
+    if functional:
+        x = inputs = keras.Input((8, 8, 3))
+        for layer in layers:
+            x = layer(x)
+        model = keras.Model(inputs, x)
+    else:
+        model = keras.Sequential([keras.Input((8, 8, 3)), *layers])
+    x, y = images(48)
+    x = x.repeat(3, axis=-1)
+    runs = [tk.fine_tune(model, (x, y), strategy="feature_extractor", epochs=2, seed=0,
+                         verbose=0, cache=cache) for cache in (True, False)]  # fmt: skip
+    assert runs[0].cache.used and runs[0].cache.prefix_layers == 2, runs[0].cache.reason
+    np.testing.assert_allclose(runs[0].history["loss"], runs[1].history["loss"], **CLOSE)
+
+
 def test_refuses_when_nothing_is_frozen():
     x, y = blobs(64)
     result = tk.fine_tune(mlp(), (x, y), strategy=FullFineTune(), epochs=1, verbose=0)

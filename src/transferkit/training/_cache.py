@@ -317,7 +317,9 @@ def plan_cache(
     refusal = _refusal(store, spill, over, total)
     if refusal:
         return CacheInfo(used=False, reason=refusal, prefix_layers=k, feature_shape=feature_shape)
-    prefix = keras.Model(model.inputs, prefix_layers[-1].output, name=f"{model.name}_prefix")
+    # The last layer's output in `model`'s graph: a nested model's `.output` is its own graph's.
+    end = prefix_layers[-1]._inbound_nodes[0].output_tensors[0]
+    prefix = keras.Model(model.inputs, end, name=f"{model.name}_prefix")
     remainder = keras.Sequential(
         [keras.Input(shape=feature_shape), *rest], name=f"{model.name}_remainder"
     )
