@@ -60,7 +60,7 @@ def from_directory(
     included) are read with `keras.utils.load_img`, resized (bilinear) to `image_size`. As
     NumPy arrays they get the activation cache of `fine_tune` and `compare_strategies`; scale
     them (`normalize`) or start the model with a `Rescaling` layer. Nothing is written to
-    `path`.
+    `path`. Needs Pillow (`pip install pillow`), as `keras.utils.load_img` does.
 
     Args:
         path: The folder holding one sub-folder per class.
