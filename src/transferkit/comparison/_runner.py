@@ -206,7 +206,7 @@ class Runner:
         self, strategy: Strategy, rate: float | None, seed: int, epochs: int | None, run: str
     ) -> FitResult:
         """`run_strategy` from the starting weights at `rate` (and, shortened, `epochs`), with
-        callbacks that log to a path given their own for `run` (`per_run`)."""
+        `run`'s own log paths (`per_run`)."""
         settings = replace(self.settings, callbacks=per_run(self.settings.callbacks, run))
         settings = settings if rate is None else replace(settings, learning_rate=rate)
         if epochs is not None:

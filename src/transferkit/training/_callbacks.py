@@ -81,45 +81,34 @@ def see_full_model(callbacks: Sequence[Any], full: Model, trained: Model) -> lis
     return [FullModelCallback(cb, full, trained) for cb in callbacks]
 
 
-_PATHS = (
-    (keras.callbacks.TensorBoard, "log_dir", True),
-    (keras.callbacks.BackupAndRestore, "backup_dir", True),
-    (keras.callbacks.CSVLogger, "filename", False),
-    (keras.callbacks.ModelCheckpoint, "filepath", False),
+_PATHS = (  # the callbacks that write to a directory (`..._dir`) or a file, and its attribute
+    (keras.callbacks.TensorBoard, "log_dir"),
+    (keras.callbacks.BackupAndRestore, "backup_dir"),
+    (keras.callbacks.CSVLogger, "filename"),
+    (keras.callbacks.ModelCheckpoint, "filepath"),
 )
-"""The callbacks that write to a directory (True) or a file, and the attribute that holds it."""
 
 
-def _moved(callback: Any, attr: str, folder: bool, run: str) -> Any:
+def _moved(callback: Any, attr: str, run: str) -> Any:
     """A shallow copy of `callback` that writes to `run`'s sub-directory or file."""
     old = str(getattr(callback, attr)).rstrip(os.sep) or os.sep
+    ext = ".weights.h5" if old.endswith(".weights.h5") else os.path.splitext(old)[1]
+    folder = attr.endswith("_dir")
+    new = os.path.join(old, run) if folder else f"{old[: len(old) - len(ext)]}.{run}{ext}"
     moved, inside = copy.copy(callback), os.path.join(old, "")
-    if folder:
-        new = os.path.join(old, run)
-        for key, value in vars(callback).items():  # paths made from it (BackupAndRestore's)
-            if isinstance(value, str) and value.startswith(inside):
-                setattr(moved, key, os.path.join(new, value[len(inside) :]))
-    else:
-        ext = ".weights.h5" if old.endswith(".weights.h5") else os.path.splitext(old)[1]
-        new = f"{old[: len(old) - len(ext)]}.{run}{ext}"
+    for key, value in vars(callback).items():  # paths made from it (BackupAndRestore's)
+        if folder and isinstance(value, str) and value.startswith(inside):
+            setattr(moved, key, os.path.join(new, value[len(inside) :]))
     setattr(moved, attr, new)
     return moved
 
 
 def per_run(callbacks: Sequence[Any], run: str) -> list[Any]:
-    """`callbacks`, those of `_PATHS` as shallow copies writing to `run`'s own path.
-
-    A directory gets a sub-directory (`logs` -> `logs/full-seed0`), a file the run before its
-    extension (`log.csv` -> `log.full-seed0.csv`, `m.weights.h5` -> `m.full-seed0.weights.h5`);
-    in `run`, spaces and quotes are dropped and other characters but letters, digits and
-    `._=,()+-` become `_`. The callbacks given are left unchanged.
-    """
+    """`callbacks`, each of `_PATHS` a shallow copy writing to `run`'s own path: `logs` ->
+    `logs/full-seed0`, `log.csv` -> `log.full-seed0.csv` (see `compare_strategies`)."""
     run = re.sub(r"[^\w.=,()+-]", "_", re.sub(r"[\s'\"]", "", run))
-    copies = []
-    for callback in callbacks:
-        kind = next((k for k in _PATHS if isinstance(callback, k[0])), None)
-        copies.append(callback if kind is None else _moved(callback, *kind[1:], run))
-    return copies
+    attrs = [next((a for kind, a in _PATHS if isinstance(c, kind)), None) for c in callbacks]
+    return [c if a is None else _moved(c, a, run) for c, a in zip(callbacks, attrs, strict=True)]
 
 
 EarlyStoppingSpec = int | keras.callbacks.EarlyStopping | None
