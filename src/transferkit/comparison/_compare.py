@@ -123,7 +123,14 @@ def compare_strategies(
             the optimizer `model` was compiled with, Adam if it was not. Defaults to `None`.
         learning_rate: float or None. Defaults to `None`.
         loss: A Keras loss, or `None` to choose from the labels. Defaults to `None`.
-        callbacks: Keras callbacks given to every run. Defaults to `()`.
+        callbacks: Keras callbacks given to every run. Those that log to a path get one per
+            run, named `<strategy label>[-lr<rate>][-rung<n>]-seed<seed>` (the rate only when
+            a search tries several, the rung for a shortened halving run; spaces and quotes
+            dropped, other characters but letters, digits and `._=,()+-` made `_`):
+            `TensorBoard(log_dir="logs")` and `BackupAndRestore("logs")` write to
+            `logs/full-seed0/`, `CSVLogger("log.csv")` to `log.full-seed0.csv` and
+            `ModelCheckpoint("m.keras")` to `m.full-seed0.keras`; each run has shallow
+            copies, the callbacks given are left unchanged. Defaults to `()`.
         output: str or Path or None. A JSON-lines file: each finished run is appended at once,
             and a rerun with the same path resumes, reading finished runs back instead of
             training them again. An existing file is only appended to once it is verified as

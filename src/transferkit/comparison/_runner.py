@@ -14,10 +14,10 @@ from .._serial import describe
 from .._version import __version__
 from ..metrics import evaluate
 from ..strategies._strategy import Strategy
-from ..training._callbacks import early_stopping_config
+from ..training._callbacks import early_stopping_config, per_run
 from ..training._data import ArrayData, Data
 from ..training._phases import strategy_phases
-from ..training._run import FitResult, run_strategy
+from ..training._run import FitResult, quiet_retracing, run_strategy
 from ..training._settings import TrainSettings
 from ..types import Model
 from ._comparison import Comparison
@@ -127,6 +127,7 @@ class Runner:
         self.keeper, self.output = keeper, output
         self.progress = RunProgress(plan.total_runs(), verbose=verbose)
 
+    @quiet_retracing()  # the runs' evaluations trace too
     def run_all(self) -> list[RunRecord]:
         """Every run, strategy by strategy: each rate of its grid (or its halving), each seed."""
         runs: list[RunRecord] = []
@@ -185,7 +186,9 @@ class Runner:
             )
             return record
         self.progress.start_run(tag, seed)
-        result = self._train(strategy, rate, seed, epochs)
+        run = strategy.name + (f"-lr{rate:g}" if len(self.plan.grid(strategy)) > 1 else "")
+        run += ("" if rung is None else f"-rung{rung}") + f"-seed{seed}"
+        result = self._train(strategy, rate, seed, epochs, run)
         record = self._record(strategy.name, seed, rate, rung, result)
         if self.log is not None:
             self.log.append(record)
@@ -200,10 +203,12 @@ class Runner:
         return record
 
     def _train(
-        self, strategy: Strategy, rate: float | None, seed: int, epochs: int | None
+        self, strategy: Strategy, rate: float | None, seed: int, epochs: int | None, run: str
     ) -> FitResult:
-        """`run_strategy` from the starting weights at `rate` (and, shortened, `epochs`)."""
-        settings = self.settings if rate is None else replace(self.settings, learning_rate=rate)
+        """`run_strategy` from the starting weights at `rate` (and, shortened, `epochs`), with
+        `run`'s own log paths (`per_run`)."""
+        settings = replace(self.settings, callbacks=per_run(self.settings.callbacks, run))
+        settings = settings if rate is None else replace(settings, learning_rate=rate)
         if epochs is not None:
             full = strategy.epochs or settings.epochs
             epochs = _epochs(strategy, self.plan.start, epochs, full)

@@ -8,6 +8,8 @@ and passes its `stop_training` on to the model training.
 from __future__ import annotations
 
 import copy
+import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,6 +79,36 @@ def see_full_model(callbacks: Sequence[Any], full: Model, trained: Model) -> lis
     if trained is full:
         return list(callbacks)
     return [FullModelCallback(cb, full, trained) for cb in callbacks]
+
+
+_PATHS = (  # the callbacks that write to a directory (`..._dir`) or a file, and its attribute
+    (keras.callbacks.TensorBoard, "log_dir"),
+    (keras.callbacks.BackupAndRestore, "backup_dir"),
+    (keras.callbacks.CSVLogger, "filename"),
+    (keras.callbacks.ModelCheckpoint, "filepath"),
+)
+
+
+def _moved(callback: Any, attr: str, run: str) -> Any:
+    """A shallow copy of `callback` that writes to `run`'s sub-directory or file."""
+    old = str(getattr(callback, attr)).rstrip(os.sep) or os.sep
+    ext = ".weights.h5" if old.endswith(".weights.h5") else os.path.splitext(old)[1]
+    folder = attr.endswith("_dir")
+    new = os.path.join(old, run) if folder else f"{old[: len(old) - len(ext)]}.{run}{ext}"
+    moved, inside = copy.copy(callback), os.path.join(old, "")
+    for key, value in vars(callback).items():  # paths made from it (BackupAndRestore's)
+        if folder and isinstance(value, str) and value.startswith(inside):
+            setattr(moved, key, os.path.join(new, value[len(inside) :]))
+    setattr(moved, attr, new)
+    return moved
+
+
+def per_run(callbacks: Sequence[Any], run: str) -> list[Any]:
+    """`callbacks`, each of `_PATHS` a shallow copy writing to `run`'s own path: `logs` ->
+    `logs/full-seed0`, `log.csv` -> `log.full-seed0.csv` (see `compare_strategies`)."""
+    run = re.sub(r"[^\w.=,()+-]", "_", re.sub(r"[\s'\"]", "", run))
+    attrs = [next((a for kind, a in _PATHS if isinstance(c, kind)), None) for c in callbacks]
+    return [c if a is None else _moved(c, a, run) for c, a in zip(callbacks, attrs, strict=True)]
 
 
 EarlyStoppingSpec = int | keras.callbacks.EarlyStopping | None

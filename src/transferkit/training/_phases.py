@@ -223,6 +223,8 @@ class PhaseRunner:
         """Batch sizes (none for a stream: it batches itself, as any PyDataset), class weights."""
         size, weights = self.settings.batch_size, self.settings.class_weight
         kwargs: dict[str, Any] = {} if weights is None else {"class_weight": dict(weights)}
+        if self.train is None and not isinstance(fit.x, keras.utils.PyDataset):
+            kwargs["shuffle"] = False  # Keras shuffles no tf.data (it warns each run): they do
         if fit.streamed:
             return kwargs
         if self.train:

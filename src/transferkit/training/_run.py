@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Iterator
@@ -199,6 +200,23 @@ def _penalty(strategy: Strategy, prepared: Model, work: Model) -> Penalty | None
     return attach_l2sp(prepared, regularizer, pretrained_weights(work))
 
 
+@contextmanager
+def quiet_retracing() -> Iterator[None]:
+    """Drops TensorFlow's "triggered tf.function retracing" note meanwhile: each run's new
+    model traces its own functions, which TensorFlow counts as retracing Keras's one function."""
+
+    def note(record: logging.LogRecord) -> bool:  # a new filter per use: they may nest
+        return "triggered tf.function retracing" not in record.getMessage()
+
+    logger = logging.getLogger("tensorflow")
+    logger.addFilter(note)
+    try:
+        yield
+    finally:
+        logger.removeFilter(note)
+
+
+@quiet_retracing()
 def run_strategy(
     model: Model,
     train: Any,
