@@ -38,7 +38,8 @@ Usage:
     python benchmarks/lab_protocol.py --pairs 2 --epochs 3 --fe-epochs 6
     python benchmarks/lab_protocol.py --one-pass             # one pair
     python benchmarks/lab_protocol.py --quick                # CI smoke run (1 small pair)
-    python benchmarks/lab_protocol.py --pairs 1 --samples 10000 --strategies partial feature_extractor
+    python benchmarks/lab_protocol.py --pairs 1 --samples 10000 \
+        --strategies partial feature_extractor            # a reduced run of the frozen two
 
 The transferkit side also reports the **time budget** of each frozen run (activation pass,
 compilation, training epochs, validation, test evaluation, everything else) next to each
