@@ -348,7 +348,7 @@ def parent(args: argparse.Namespace) -> None:
     text = report(args, sides, summary)
     flops_text = throughput(sides, peak)
     elapsed = time.perf_counter() - started
-    text = f"{text}\n\n{flops_text}\n\n{budget_text(sides)}".rstrip()
+    text = "\n\n".join(t for t in (text, flops_text, budget_text(sides)) if t)
     text += f"\n\nBenchmark wall time (incl. process starts): {elapsed:.0f} s"
     print(f"\n{text}")
     figures = {
