@@ -38,6 +38,12 @@ Usage:
     python benchmarks/lab_protocol.py --pairs 2 --epochs 3 --fe-epochs 6
     python benchmarks/lab_protocol.py --one-pass             # one pair
     python benchmarks/lab_protocol.py --quick                # CI smoke run (1 small pair)
+    python benchmarks/lab_protocol.py --pairs 1 --samples 10000 \
+        --strategies partial feature_extractor            # a reduced run of the frozen two
+
+The transferkit side also reports the **time budget** of each frozen run (activation pass,
+compilation, training epochs, validation, test evaluation, everything else) next to each
+item's arithmetic floor; `_budget.py` says how each is measured and estimated.
 
 Writes `lab_protocol.json` and `lab_protocol.md` to `--output-dir` (default
 `runs/lab_protocol`; `--quick` writes to its `quick/` subfolder), and to `--json PATH` too.
@@ -60,6 +66,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _budget  # noqa: E402
 from _paired import cpu_model, ratios, rotation, spread, verdict  # noqa: E402
 
 if TYPE_CHECKING:
@@ -288,6 +295,25 @@ def throughput(sides: dict[str, list[dict[str, Any]]], peak: dict[str, Any]) -> 
     )
 
 
+def budget_text(sides: dict[str, list[dict[str, Any]]]) -> str:
+    """The time budget of transferkit's frozen runs against their floor (see `_budget`)."""
+    frozen = [s for s in sides["tk"][0]["runs"] if s != "full"]
+    if not frozen:
+        return ""
+    budgets = {s: [p["runs"][s]["budget"] for p in sides["tk"]] for s in frozen}
+    return "\n".join(
+        [
+            "Time budget of transferkit's frozen runs (seconds; compilation/tracing estimated "
+            "as first epoch - median later epoch, training and validation parts each; floor = "
+            "FLOPs / a rate measured in the same process; see benchmarks/_budget.py):",
+            "",
+            _budget.table(budgets),
+            "",
+            _budget.rates_line([p["rates"] for p in sides["tk"]]),
+        ]
+    )
+
+
 def parent(args: argparse.Namespace) -> None:
     out: Path = args.output_dir
     (out / "children").mkdir(parents=True, exist_ok=True)
@@ -322,7 +348,8 @@ def parent(args: argparse.Namespace) -> None:
     text = report(args, sides, summary)
     flops_text = throughput(sides, peak)
     elapsed = time.perf_counter() - started
-    text = f"{text}\n\n{flops_text}\n\nBenchmark wall time (incl. process starts): {elapsed:.0f} s"
+    text = "\n\n".join(t for t in (text, flops_text, budget_text(sides)) if t)
+    text += f"\n\nBenchmark wall time (incl. process starts): {elapsed:.0f} s"
     print(f"\n{text}")
     figures = {
         "config": {
@@ -535,6 +562,7 @@ def tk_side(args: argparse.Namespace, weights: list[np.ndarray[Any, Any]]) -> di
         "feature_extractor": tk.FeatureExtractor(cut="flatten", epochs=args.fe_epochs),
     }
     baseline = rss_mib()
+    clock, calls = _budget.epoch_clock(), _budget.instrument_runner()
 
     t0 = time.perf_counter()
     comparison = tk.compare_strategies(
@@ -547,13 +575,21 @@ def tk_side(args: argparse.Namespace, weights: list[np.ndarray[Any, Any]]) -> di
         batch_size=args.batch_size,
         seeds=[args.seed],
         optimizer="adam",
-        callbacks=[epoch_printer("tk")],
+        callbacks=[epoch_printer("tk"), clock],
         verbose=1,
     )
     seconds = time.perf_counter() - t0
-    runs = {}
-    for strategy, run in zip(args.strategies, comparison.runs, strict=True):
+    rates = _budget.measure_rates(model, train[0], args.batch_size)  # after: no warm-up
+    sizes = {"n_train": len(train[0]), "n_val": len(validation[0]), "n_test": len(test[0])}
+    sizes["batch_size"] = args.batch_size
+    fits, runs = list(clock.fits), {}
+    starts = [i for i, (name, _) in enumerate(calls) if name == "run"] + [len(calls)]
+    for i, (strategy, run) in enumerate(zip(args.strategies, comparison.runs, strict=True)):
+        own, fits = fits[: len(run.phases)], fits[len(run.phases) :]
+        budget = _budget.run_budget(run, own, calls[starts[i] : starts[i + 1]], sizes)
+        budget["floors"] = _budget.floors(budget, rates) if strategy != "full" else None
         runs[strategy] = {
+            "budget": budget,
             "seconds": sum(p.seconds for p in run.phases),
             "fit_seconds": run.timing.train_seconds,
             "test_accuracy": run.metrics.accuracy,
@@ -565,6 +601,7 @@ def tk_side(args: argparse.Namespace, weights: list[np.ndarray[Any, Any]]) -> di
     return {
         "seconds": seconds,
         "runs": runs,
+        "rates": rates,
         "train_samples": len(train[0]),
         "val_samples": len(validation[0]),
         "baseline_rss_mib": baseline,
