@@ -78,15 +78,11 @@ def make_optimizer(optimizer: str | Any | None, learning_rate: float | None) -> 
     )
 
 
-def _check_steps(steps_per_execution: Any) -> None:
-    if steps_per_execution != "auto" and (
-        isinstance(steps_per_execution, bool)
-        or not isinstance(steps_per_execution, int)
-        or steps_per_execution < 1
-    ):
+def _check_steps(steps: Any) -> None:
+    if steps != "auto" and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(
             "`steps_per_execution` must be a positive int or 'auto'. "
-            f"Received: steps_per_execution={steps_per_execution!r}"
+            f"Received: steps_per_execution={steps!r}"
         )
 
 
