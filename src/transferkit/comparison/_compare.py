@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from .._validate import check_positive_int
+from .._validate import check_positive_int, is_int
 from ..freezing._layers import ensure_built
 from ..strategies._resolve import resolve_strategy
 from ..strategies._strategy import Strategy
@@ -36,10 +35,10 @@ from ._search import RateSpec, check_search, resolve_grids
 
 
 def _resolve_seeds(seeds: int | Sequence[int]) -> list[int]:
-    if isinstance(seeds, Integral) or not isinstance(seeds, Sequence):
+    if is_int(seeds) or not isinstance(seeds, Sequence):
         return list(range(check_positive_int(seeds, "seeds")))  # NumPy integers are ints too
     values = list(seeds)
-    if not values or not all(isinstance(s, Integral) and not isinstance(s, bool) for s in values):
+    if not values or not all(is_int(s) for s in values):
         raise ValueError(f"`seeds` must be a non-empty list of ints. Received: seeds={seeds!r}")
     values = [int(s) for s in values]
     if len(set(values)) != len(values):
