@@ -159,10 +159,6 @@ def _is_random(layer: Layer) -> bool:
     return name.startswith("Random") or name in ("RandAugment", "AugMix", "MixUp", "CutMix")
 
 
-def _all_sublayers(layer: Layer) -> list[Layer]:
-    return list(layer._flatten_layers(include_self=True, recursive=True))
-
-
 def _linear_chain(model: Model) -> list[Layer] | None:
     """The top-level layers if the model is a simple chain (each feeds only the next)."""
     if not isinstance(model, keras.Model) or not hasattr(model, "inputs"):
@@ -195,7 +191,7 @@ def frozen_prefix(model: Model) -> tuple[int, str]:
     k = 0
     reason = "every layer is frozen"
     for layer in layers:
-        subs = _all_sublayers(layer)
+        subs = list(layer._flatten_layers(include_self=True, recursive=True))
         if any(sub.trainable and sub.weights for sub in subs) or (
             layer.trainable and layer.trainable_weights
         ):
