@@ -276,12 +276,7 @@ class InferenceTiming(_serial.Record):
 
 
 def measure_inference(
-    model: Model,
-    x: Any,
-    *,
-    batch_size: int = 256,
-    repeats: int = 3,
-    warmup: int = 1,
+    model: Model, x: Any, *, batch_size: int = 256, repeats: int = 3, warmup: int = 1
 ) -> InferenceTiming:
     """Measures prediction time of `model` over `x`, reporting the best of several runs.
 
