@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-from .._validate import check_positive_int, is_int
+from .._validate import check_choice, check_positive_int, is_int
 from ..freezing._layers import ensure_built
 from ..strategies._resolve import resolve_strategy
 from ..strategies._strategy import Strategy
@@ -21,7 +21,7 @@ from ..training._phases import strategy_phases
 from ..training._settings import Auto, TrainSettings
 from ..types import Model
 from ._comparison import Comparison
-from ._models import ModelKeeper, check_keep
+from ._models import KEEP_MODELS, ModelKeeper
 from ._records import RunKey, RunRecord
 from ._runlog import RunLog, check_data_identity, data_hashes
 from ._runner import ComparisonPlan, Runner, best_key
@@ -195,7 +195,7 @@ def compare_strategies(
         verbose = 1
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f'`verbose` must be 0, 1, 2 or "auto". Received: verbose={verbose!r}')
-    check_keep(keep_models)
+    check_choice(keep_models, "keep_models", KEEP_MODELS)
     # Each run's own Keras progress bars show only under the overall progress's verbose=2.
     settings = TrainSettings.of(locals(), verbose=1 if verbose >= 2 else 0)
     plan = _plan(model, strategies, seeds, train, validation, test, settings, class_names)
