@@ -16,7 +16,13 @@ from ..strategies._resolve import resolve_strategy
 from ..strategies._strategy import Strategy
 from ..training._cache import FeatureCache
 from ..training._callbacks import EarlyStoppingSpec
-from ..training._data import Data, check_class_names, check_class_weight, check_data, check_pair
+from ..training._data import (
+    Data,
+    check_class_names,
+    check_class_weight,
+    check_data,
+    check_pair,
+)
 from ..training._phases import strategy_phases
 from ..training._settings import Auto, TrainSettings
 from ..types import Model
