@@ -169,11 +169,10 @@ class Comparison:
             run = self.best_run(label)
         else:
             label = self._check_label(label)
-            matches = [r for r in self.runs_of(label) if r.seed == seed]
-            if not matches:
-                seeds = sorted(r.seed for r in self.runs_of(label))
-                raise ValueError(f"{label!r} has no run with seed {seed}. Seeds: {seeds}.")
-            run = matches[0]
+            runs = {r.seed: r for r in self.runs_of(label)}  # one run per seed at the chosen rate
+            if seed not in runs:
+                raise ValueError(f"{label!r} has no run with seed {seed}. Seeds: {sorted(runs)}.")
+            run = runs[seed]
         if run.key not in self.kept:
             raise ValueError(
                 f"The model of {run.strategy!r} (seed {run.seed}) was not kept. Kept: "
