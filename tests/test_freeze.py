@@ -145,8 +145,10 @@ def test_freeze_report_counts_and_str(lab_cnn):
 
 
 def test_freeze_report_to_dict_is_json(lab_cnn):
-    d = tk.freeze(lab_cnn, upto=2).to_dict()
+    report = tk.freeze(lab_cnn, upto=2)
+    d = report.to_dict()
     assert json.loads(json.dumps(d)) == d
+    assert tk.FreezeReport.from_dict(json.loads(json.dumps(d))) == report
     assert d == {
         "frozen": ["conv2d", "max_pooling2d"],
         "trainable": list(LAB_PATHS[2:]),

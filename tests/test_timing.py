@@ -264,3 +264,4 @@ def test_machine_info_describes_this_machine_and_backend() -> None:
     text = str(info)
     assert f"{info.cores} cores" in text and info.backend in text and info.cpu in text
     assert json.loads(json.dumps(info.to_dict()))["backend"] == info.backend
+    assert MachineInfo.from_dict(json.loads(json.dumps(info.to_dict()))) == info

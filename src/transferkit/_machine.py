@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 from dataclasses import dataclass
-from typing import Any
 
 import keras
 
@@ -13,7 +12,7 @@ from . import _serial
 
 
 @dataclass(frozen=True)
-class MachineInfo:
+class MachineInfo(_serial.Record):
     """What a measurement ran on: CPU, cores, memory and the software stack.
 
     Attributes:
@@ -53,10 +52,6 @@ class MachineInfo:
             f"{self.system}; Python {self.python}, Keras {self.keras}, "
             f"{self.backend} {self.backend_version}"
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The description as a JSON-ready dict (`gpus` as a list)."""
-        return _serial.to_dict(self)
 
 
 def _cpu_name() -> str:

@@ -200,10 +200,7 @@ def metrics_from_predictions(
         num_classes = len(names)
     else:
         num_classes = max(
-            int(true_labels.max()) + 1,
-            int(pred_labels.max()) + 1,
-            true_width or 0,
-            pred_width or 0,
+            int(true_labels.max()) + 1, int(pred_labels.max()) + 1, true_width or 0, pred_width or 0
         )
     check_labels(true_labels, true_width, num_classes, "y_true")
     check_labels(pred_labels, pred_width, num_classes, "y_pred")

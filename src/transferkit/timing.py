@@ -50,17 +50,16 @@ class Timer:
     def __init__(self) -> None:
         self._start: float | None = None
         self._elapsed: float = 0.0
-        self._running: bool = False
 
     @property
     def running(self) -> bool:
         """Whether the timer is currently running."""
-        return self._running
+        return self._start is not None
 
     @property
     def seconds(self) -> float:
         """Elapsed seconds: final once stopped, so far while running, `0.0` if never started."""
-        if self._running and self._start is not None:
+        if self._start is not None:
             return time.perf_counter() - self._start
         return self._elapsed
 
@@ -68,18 +67,17 @@ class Timer:
         """Starts (or restarts from zero) the timer; returns the timer."""
         self._elapsed = 0.0
         self._start = time.perf_counter()
-        self._running = True
         return self
 
     def stop(self) -> float:
         """Stops the timer and returns the elapsed seconds; raises if it is not running."""
-        if not self._running or self._start is None:
+        if self._start is None:
             raise RuntimeError(
                 "`Timer.stop()` was called on a timer that is not running. "
                 "Call `start()` first (or use `with Timer() as t:`)."
             )
         self._elapsed = time.perf_counter() - self._start
-        self._running = False
+        self._start = None
         return self._elapsed
 
     def __enter__(self) -> Timer:
@@ -94,7 +92,7 @@ class Timer:
         self.stop()
 
     def __repr__(self) -> str:
-        state = "running" if self._running else "stopped"
+        state = "running" if self.running else "stopped"
         return f"Timer({state}, seconds={self.seconds:.6f})"
 
 
@@ -201,8 +199,7 @@ class EpochTimer(keras.callbacks.Callback):  # type: ignore[misc]
         self.train_seconds: float = 0.0
         self.trainable_params: int = 0
         self.total_params: int = 0
-        self._train_start: float | None = None
-        self._epoch_start: float | None = None
+        self._train, self._epoch = Timer(), Timer()
 
     @property
     def samples_per_second(self) -> float | None:
@@ -218,27 +215,25 @@ class EpochTimer(keras.callbacks.Callback):  # type: ignore[misc]
         """Resets the recorded times and counts the model's parameters."""
         self.epoch_seconds = []
         self.train_seconds = 0.0
-        self._epoch_start = None
+        self._epoch = Timer()
         model = getattr(self, "model", None)
         if model is not None:
             self.trainable_params, self.total_params = count_params(model)
-        self._train_start = time.perf_counter()
+        self._train.start()
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         """Starts timing an epoch."""
-        self._epoch_start = time.perf_counter()
+        self._epoch.start()
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         """Records the wall time of the epoch that just ended."""
-        if self._epoch_start is not None:
-            self.epoch_seconds.append(time.perf_counter() - self._epoch_start)
-            self._epoch_start = None
+        if self._epoch.running:
+            self.epoch_seconds.append(self._epoch.stop())
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         """Records the total wall time of `fit`."""
-        if self._train_start is not None:
-            self.train_seconds = time.perf_counter() - self._train_start
-            self._train_start = None
+        if self._train.running:
+            self.train_seconds = self._train.stop()
 
     def to_timing(self) -> TrainingTiming:
         """The times recorded for the last (or current) `fit` as a `TrainingTiming`."""
@@ -281,12 +276,7 @@ class InferenceTiming(_serial.Record):
 
 
 def measure_inference(
-    model: Model,
-    x: Any,
-    *,
-    batch_size: int = 256,
-    repeats: int = 3,
-    warmup: int = 1,
+    model: Model, x: Any, *, batch_size: int = 256, repeats: int = 3, warmup: int = 1
 ) -> InferenceTiming:
     """Measures prediction time of `model` over `x`, reporting the best of several runs.
 
@@ -329,15 +319,14 @@ def measure_inference(
     batches = [_slice(x, start, start + batch_size) for start in range(0, num_samples, batch_size)]
 
     def run_once() -> float:
-        t0 = time.perf_counter()
-        for batch in batches:
-            model.predict_on_batch(batch)
-        return time.perf_counter() - t0
+        with Timer() as t:
+            for batch in batches:
+                model.predict_on_batch(batch)
+        return t.seconds
 
     for _ in range(warmup):
         run_once()
-    best = min(run_once() for _ in range(repeats))
-    best = max(best, 1e-12)
+    best = max(min(run_once() for _ in range(repeats)), 1e-12)
     return InferenceTiming(
         batch_size=batch_size,
         num_samples=num_samples,

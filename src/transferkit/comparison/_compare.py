@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from numbers import Integral
 from pathlib import Path
 from typing import Any
 
 import keras
 
-from .._validate import check_positive_int
+from .._validate import check_choice, check_positive_int, is_int
 from ..freezing._layers import ensure_built
 from ..strategies._resolve import resolve_strategy
 from ..strategies._strategy import Strategy
@@ -29,7 +28,7 @@ from ..training._phases import strategy_phases
 from ..training._settings import Auto, TrainSettings
 from ..types import Model
 from ._comparison import Comparison
-from ._models import ModelKeeper, check_keep
+from ._models import KEEP_MODELS, ModelKeeper
 from ._records import RunKey, RunRecord
 from ._runlog import RunLog, check_data_identity, data_hashes
 from ._runner import ComparisonPlan, Runner, best_key
@@ -37,10 +36,10 @@ from ._search import RateSpec, check_search, resolve_grids
 
 
 def _resolve_seeds(seeds: int | Sequence[int]) -> list[int]:
-    if isinstance(seeds, Integral) or not isinstance(seeds, Sequence):
+    if is_int(seeds) or not isinstance(seeds, Sequence):
         return list(range(check_positive_int(seeds, "seeds")))  # NumPy integers are ints too
     values = list(seeds)
-    if not values or not all(isinstance(s, Integral) and not isinstance(s, bool) for s in values):
+    if not values or not all(is_int(s) for s in values):
         raise ValueError(f"`seeds` must be a non-empty list of ints. Received: seeds={seeds!r}")
     values = [int(s) for s in values]
     if len(set(values)) != len(values):
@@ -211,7 +210,7 @@ def compare_strategies(
         verbose = 1
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f'`verbose` must be 0, 1, 2 or "auto". Received: verbose={verbose!r}')
-    check_keep(keep_models)
+    check_choice(keep_models, "keep_models", KEEP_MODELS)
     # Each run's own Keras progress bars show only under the overall progress's verbose=2.
     settings = TrainSettings.of(locals(), verbose=1 if verbose >= 2 else 0)
     plan = _plan(model, strategies, seeds, train, validation, test, settings, class_names)

@@ -122,18 +122,20 @@ class Comparison:
             return "not searched" if rate is None else f"{rate:.0e}"
         return f"{rate:.0e} of [{', '.join(f'{r:.0e}' for r in grid)}]"
 
-    def _check_label(self, label: str) -> None:
+    def _check_label(self, label: str | None) -> str:
+        """`label`, or the best strategy when None; raises if it names no strategy."""
+        label = self.best() if label is None else label
         if label not in self.strategies:
             raise ValueError(
                 f"{label!r} is not a strategy of this comparison. Strategies: "
                 f"{list(self.strategies)}.{did_you_mean(label, self.strategies)}"
             )
+        return label
 
     def best_run(self, label: str | None = None) -> RunRecord:
         """The run of `label` (default: `best()`) at its chosen rate with the best validation
         accuracy: the run whose model `model()` returns by default."""
-        label = self.best() if label is None else label
-        self._check_label(label)
+        label = self._check_label(label)
         return max(self.runs_of(label), key=lambda run: mean_validation([run]))
 
     def strategy(self, label: str) -> Strategy:
@@ -166,13 +168,11 @@ class Comparison:
         if seed is None:
             run = self.best_run(label)
         else:
-            label = self.best() if label is None else label
-            self._check_label(label)
-            matches = [r for r in self.runs_of(label) if r.seed == seed]
-            if not matches:
-                seeds = sorted(r.seed for r in self.runs_of(label))
-                raise ValueError(f"{label!r} has no run with seed {seed}. Seeds: {seeds}.")
-            run = matches[0]
+            label = self._check_label(label)
+            runs = {r.seed: r for r in self.runs_of(label)}  # one run per seed at the chosen rate
+            if seed not in runs:
+                raise ValueError(f"{label!r} has no run with seed {seed}. Seeds: {sorted(runs)}.")
+            run = runs[seed]
         if run.key not in self.kept:
             raise ValueError(
                 f"The model of {run.strategy!r} (seed {run.seed}) was not kept. Kept: "
@@ -230,8 +230,7 @@ class Comparison:
         Raises:
             ValueError: If none of its models was kept, and as `transferkit.soup`.
         """
-        label = self.best() if label is None else label
-        self._check_label(label)
+        label = self._check_label(label)
         keys = [r.key for r in self.runs_of(label, all_rates=True) if r.key in self.kept]
         if not keys:
             raise ValueError(

@@ -7,21 +7,14 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import keras
 
-from .._validate import check_choice
 from ..freezing._copy import copy_model
 from ..types import Model
 from ._records import RunKey
 
 KEEP_MODELS = ("best", "all", "none")
-
-
-def check_keep(keep_models: Any) -> None:
-    """Refuse a `keep_models` that is not one of `KEEP_MODELS` (with a close match)."""
-    check_choice(keep_models, "keep_models", KEEP_MODELS)
 
 
 def models_dir(log: str | os.PathLike[str]) -> Path:

@@ -91,11 +91,7 @@ class RunProgress:
         return f"elapsed {_clock_text(self._clock() - self._began)} | ETA {eta_text}"
 
     def _line(self, index: int, text: str) -> None:
-        line = f"[{index}/{self.total}] {text} | {self._times()}"
-        if self._bar is not None:
-            self._bar.console.print(Text(line))
-        elif self.verbose:
-            print(line, flush=True)
+        self.note(f"[{index}/{self.total}] {text} | {self._times()}")
 
     def _refresh(self, description: str) -> None:
         if self._bar is not None:

@@ -147,14 +147,17 @@ class RunLog:
         except OSError as err:
             if not existed and path.exists():
                 path.unlink()  # only the empty file this call created
-            raise ValueError(
-                f"`output` file {str(path)!r} cannot be written ({err.strerror}), so finished "
-                "runs could not be recorded. Make the path writable or choose another one."
-            ) from err
+            raise log._unwritable(err) from err
         return log, {}
 
     def _refuse(self, why: str) -> ValueError:
         return _refusal(f"`output` file {str(self.path)!r}", why)
+
+    def _unwritable(self, err: OSError) -> ValueError:
+        return ValueError(
+            f"`output` file {str(self.path)!r} cannot be written ({err.strerror}), so finished "
+            "runs could not be recorded. Make it writable or choose another path."
+        )
 
     def _verify(self, raw: bytes) -> dict[RunKey, RunRecord]:
         first, records, good_end = _parse(raw, f"`output` file {str(self.path)!r}")
@@ -192,10 +195,7 @@ class RunLog:
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         except OSError as err:
-            raise ValueError(
-                f"`output` file {str(self.path)!r} cannot be written ({err.strerror}), so "
-                "finished runs could not be recorded. Make it writable or choose another path."
-            ) from err
+            raise self._unwritable(err) from err
         os.close(fd)
 
     def _set_aside(self, tail: bytes, good_end: int) -> None:

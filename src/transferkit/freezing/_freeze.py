@@ -26,7 +26,7 @@ class RecompileWarning(UserWarning):
 
 
 @dataclass(frozen=True)
-class FreezeReport:
+class FreezeReport(_serial.Record):
     """What a `freeze`/`unfreeze` call did.
 
     Attributes:
@@ -49,10 +49,6 @@ class FreezeReport:
     def total_params(self) -> int:
         """All parameters of the model (unchanged by freezing)."""
         return self.trainable_params_after + self.non_trainable_params_after
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict of this report."""
-        return _serial.to_dict(self)
 
     def __str__(self) -> str:
         n = len(self.frozen) + len(self.trainable)

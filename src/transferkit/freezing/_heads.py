@@ -7,17 +7,17 @@ the caller's weights and trainable flags are never touched.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from numbers import Integral, Real
 from typing import Any
 
 import keras
 
+from .._validate import check_positive_int, is_int, is_real
 from ..types import Model, Tensor
 from ._copy import copy_model
 from ._freeze import freeze
 from ._layers import Boundary, LeafLayer, ensure_built, leaf_layers, resolve_boundary
 
-_POOLING = ("avg", "max")
+_POOLING = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D}
 
 
 def _require_graph(model: Model, fn: str) -> None:
@@ -53,7 +53,7 @@ def _select_output(model: Model, output: int | str | None, fn: str) -> Model:
             "so it cannot tell which head to replace. Name the output the new model should "
             f"grow from: `output={names[0]!r}` or an index, e.g. `output=0`."
         )
-    if isinstance(output, Integral) and not isinstance(output, bool):
+    if is_int(output):
         if not -len(names) <= output < len(names):
             raise ValueError(
                 f"`output` must be an index between {-len(names)} and {len(names) - 1} (the "
@@ -203,11 +203,7 @@ def replace_head(
     ensure_built(model)
     _require_graph(model, "replace_head")
     model = _select_output(model, output, "replace_head")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, Integral) or num_classes < 1:
-        raise ValueError(
-            f"`num_classes` must be a positive int. Received: num_classes={num_classes!r}"
-        )
-    num_classes = int(num_classes)
+    num_classes = check_positive_int(num_classes, "num_classes")
     if activation == "auto":
         activation = "sigmoid" if num_classes == 1 else "softmax"
     elif activation == "softmax" and num_classes == 1:
@@ -221,10 +217,10 @@ def replace_head(
             f"`hidden` must be a sequence of ints (units), e.g. (128,). Received: hidden={hidden!r}"
         )
     hidden = tuple(hidden)
-    if any(isinstance(h, bool) or not isinstance(h, Integral) or h < 1 for h in hidden):
+    if any(not is_int(h) or h < 1 for h in hidden):
         raise ValueError(f"`hidden` must be positive ints (units). Received: hidden={hidden!r}")
     hidden = tuple(int(h) for h in hidden)
-    if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0.0 <= dropout < 1.0:
+    if not is_real(dropout) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}")
     k = resolve_cut(model, cut, "replace_head")
     clone = copy_model(model)
@@ -300,12 +296,7 @@ def as_feature_extractor(
                 f"`pooling` needs a 4-D output (batch, height, width, channels); the output at "
                 f"`cut` has shape {tuple(x.shape)}. Use pooling=None."
             )
-        pool = (
-            keras.layers.GlobalAveragePooling2D
-            if pooling == "avg"
-            else (keras.layers.GlobalMaxPooling2D)
-        )
-        x = pool(name=f"features_{pooling}_pool")(x)
+        x = _POOLING[pooling](name=f"features_{pooling}_pool")(x)
     extractor = keras.Model(inputs, x, name=f"{model.name}_features")
     freeze(extractor)
     return extractor

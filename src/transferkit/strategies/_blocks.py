@@ -11,13 +11,9 @@ from ..freezing._layers import Boundary, leaf_layers, resolve_boundary
 from ..types import Model
 
 _POOLING = (
-    keras.layers.MaxPooling1D,
-    keras.layers.MaxPooling2D,
-    keras.layers.MaxPooling3D,
-    keras.layers.AveragePooling1D,
-    keras.layers.AveragePooling2D,
-    keras.layers.AveragePooling3D,
-)
+    keras.layers.MaxPooling1D, keras.layers.MaxPooling2D, keras.layers.MaxPooling3D,
+    keras.layers.AveragePooling1D, keras.layers.AveragePooling2D, keras.layers.AveragePooling3D,
+)  # fmt: skip
 
 
 def probe_cut(model: Model, cut: Boundary | None) -> int:

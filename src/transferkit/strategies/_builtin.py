@@ -91,13 +91,10 @@ class PartialFreeze(RateOptions, BaseStrategy):
 
 
 _GlobalPooling = (
-    keras.layers.GlobalAveragePooling1D
-    | keras.layers.GlobalAveragePooling2D
-    | keras.layers.GlobalAveragePooling3D
-    | keras.layers.GlobalMaxPooling1D
-    | keras.layers.GlobalMaxPooling2D
-    | keras.layers.GlobalMaxPooling3D
-)
+    keras.layers.GlobalAveragePooling1D | keras.layers.GlobalAveragePooling2D
+    | keras.layers.GlobalAveragePooling3D | keras.layers.GlobalMaxPooling1D
+    | keras.layers.GlobalMaxPooling2D | keras.layers.GlobalMaxPooling3D
+)  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -68,9 +68,7 @@ class _Term:
     """One variable's penalty: `strength * sum((v - anchor) ** 2)`, plus its old regularizer."""
 
     def __init__(self, strength: float, anchor: Any, previous: Any) -> None:
-        self.strength = strength
-        self.anchor = anchor
-        self.previous = previous
+        self.strength, self.anchor, self.previous = strength, anchor, previous
 
     def __call__(self, value: Any) -> Any:
         diff = value if self.anchor is None else keras.ops.subtract(value, self.anchor)

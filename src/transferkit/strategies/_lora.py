@@ -110,9 +110,7 @@ class LoRA(BaseStrategy):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive_int(self.rank, "rank")
-        if self.alpha is not None and not (
-            is_real(self.alpha) and 0 < float(self.alpha) and math.isfinite(float(self.alpha))
-        ):
+        if self.alpha is not None and not (is_real(self.alpha) and 0 < self.alpha < math.inf):
             raise ValueError(
                 "`alpha` must be a positive number (or None for `rank`). "
                 f"Received: alpha={self.alpha!r}"

@@ -44,8 +44,7 @@ class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):  # type: 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ScaledSchedule:
         """Rebuild from `get_config`'s output."""
-        schedule = keras.saving.deserialize_keras_object(config["schedule"])
-        return cls(schedule, config["factor"])
+        return cls(keras.saving.deserialize_keras_object(config["schedule"]), config["factor"])
 
 
 def _scaled_rate(rate: Any, factor: float) -> Any:

@@ -123,5 +123,4 @@ def strategy_from_dict(d: dict[str, Any]) -> Strategy:
         )
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     kwargs = {k: _value(k, v) for k, v in d.items() if k in names}
-    strategy: Strategy = cls(**kwargs)  # type: ignore[assignment]  # subclasses add `prepare`
-    return strategy
+    return cls(**kwargs)  # type: ignore[return-value]  # subclasses add `prepare`

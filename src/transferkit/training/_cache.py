@@ -26,18 +26,10 @@ from ._spill import SpillDir, check_cache_dir, spill_features, spilled_path
 
 _RANDOM_LAYERS: tuple[type, ...] = tuple(
     getattr(keras.layers, name)
-    for name in (
-        "Dropout",
-        "SpatialDropout1D",
-        "SpatialDropout2D",
-        "SpatialDropout3D",
-        "GaussianNoise",
-        "GaussianDropout",
-        "AlphaDropout",
-        "ActivityRegularization",
-    )
+    for name in ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+                 "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization")
     if hasattr(keras.layers, name)
-)
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -167,10 +159,6 @@ def _is_random(layer: Layer) -> bool:
     return name.startswith("Random") or name in ("RandAugment", "AugMix", "MixUp", "CutMix")
 
 
-def _all_sublayers(layer: Layer) -> list[Layer]:
-    return list(layer._flatten_layers(include_self=True, recursive=True))
-
-
 def _linear_chain(model: Model) -> list[Layer] | None:
     """The top-level layers if the model is a simple chain (each feeds only the next)."""
     if not isinstance(model, keras.Model) or not hasattr(model, "inputs"):
@@ -187,14 +175,11 @@ def _linear_chain(model: Model) -> list[Layer] | None:
     previous = inputs[0]
     for layer in layers:
         nodes = layer._inbound_nodes
-        if len(nodes) != 1 or len(nodes[0].input_tensors) != 1:
+        if len(nodes) != 1 or len(nodes[0].input_tensors) != 1 or len(nodes[0].output_tensors) != 1:
             return None
         if nodes[0].input_tensors[0] is not previous:
             return None
-        outputs = nodes[0].output_tensors
-        if len(outputs) != 1:
-            return None
-        previous = outputs[0]
+        previous = nodes[0].output_tensors[0]
     return layers if previous is model.outputs[0] else None
 
 
@@ -206,7 +191,7 @@ def frozen_prefix(model: Model) -> tuple[int, str]:
     k = 0
     reason = "every layer is frozen"
     for layer in layers:
-        subs = _all_sublayers(layer)
+        subs = list(layer._flatten_layers(include_self=True, recursive=True))
         if any(sub.trainable and sub.weights for sub in subs) or (
             layer.trainable and layer.trainable_weights
         ):

@@ -125,8 +125,7 @@ def check_early_stopping(
     ):
         raise ValueError(
             "`early_stopping` must be None, a patience (int >= 1) or a "
-            "`keras.callbacks.EarlyStopping`. Received: "
-            f"early_stopping={early_stopping!r}"
+            f"`keras.callbacks.EarlyStopping`. Received: early_stopping={early_stopping!r}"
         )
     if isinstance(early_stopping, int) and early_stopping < 1:
         raise ValueError(

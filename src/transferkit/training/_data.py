@@ -26,10 +26,6 @@ class ArrayData:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
-    def class_ids(self) -> np.ndarray[Any, Any]:
-        """Labels as integer class ids."""
-        return np.argmax(self.y, axis=-1) if self.one_hot else self.y.reshape(-1).astype(np.int64)
-
 
 Data = tuple[Any, Any] | Any
 """`(x, y)` NumPy arrays, or anything Keras `fit` accepts (tf.data, PyDataset, ...)."""

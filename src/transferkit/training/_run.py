@@ -12,6 +12,7 @@ from typing import Any
 
 import keras
 
+from .. import _serial
 from ..freezing._copy import copy_model
 from ..freezing._freeze import RecompileWarning
 from ..freezing._heads import pretrained_weights
@@ -66,15 +67,9 @@ class FitResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of everything but the model."""
-        return {
-            "strategy": self.strategy,
-            "epochs": self.epochs,
-            "seed": self.seed,
-            "history": self.history,
-            "timing": self.timing.to_dict(),
-            "cache": self.cache.to_dict(),
-            "phases": [p.to_dict() for p in self.phases],
-        }
+        d = _serial.to_dict(self)
+        del d["model"]
+        return d
 
 
 def check_run(

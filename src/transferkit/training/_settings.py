@@ -19,10 +19,6 @@ Auto = Literal["auto"]
 PRECISIONS = (None, "float32", "mixed_bfloat16", "mixed_float16")
 
 
-def _backend() -> str:
-    return str(keras.backend.backend())
-
-
 def default_steps_per_execution() -> int:
     """`steps_per_execution` used by `"auto"`, chosen per backend from measurements.
 
@@ -30,7 +26,7 @@ def default_steps_per_execution() -> int:
     about 20% faster per epoch with 16 steps per execution; JAX also gains; the PyTorch
     trainer runs one step at a time, and so does TensorFlow inside a `tf.distribute` scope.
     """
-    backend = _backend()
+    backend = keras.backend.backend()
     if backend == "torch":
         return 1
     if backend == "tensorflow":
@@ -43,7 +39,7 @@ def default_steps_per_execution() -> int:
 
 def default_jit_compile() -> bool:
     """`jit_compile` used by `"auto"`: XLA for JAX; off on TensorFlow CPU (measured slower)."""
-    backend = _backend()
+    backend = keras.backend.backend()
     if backend == "jax":
         return True
     if backend == "tensorflow":
@@ -78,15 +74,11 @@ def make_optimizer(optimizer: str | Any | None, learning_rate: float | None) -> 
     )
 
 
-def _check_steps(steps_per_execution: Any) -> None:
-    if steps_per_execution != "auto" and (
-        isinstance(steps_per_execution, bool)
-        or not isinstance(steps_per_execution, int)
-        or steps_per_execution < 1
-    ):
+def _check_steps(steps: Any) -> None:
+    if steps != "auto" and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(
             "`steps_per_execution` must be a positive int or 'auto'. "
-            f"Received: steps_per_execution={steps_per_execution!r}"
+            f"Received: steps_per_execution={steps!r}"
         )
 
 
