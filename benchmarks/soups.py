@@ -12,10 +12,10 @@ order and any dropout masks). From those runs:
 * **uniform soup**: `Comparison.soup("full")`, the mean of every run's weights;
 * **greedy soup**: `Comparison.soup("full", method="greedy", validation=...)` (Wortsman et al.
   2022: runs sorted by validation accuracy, each added only if validation accuracy does not drop);
-* **WiSE-FT**: for every run, `wise_ft(start, run, validation)` (alpha in 0, 0.1, ..., 1 chosen on
-  validation) against the run itself (its fine-tuned end point, alpha = 1). The new head has no
-  pretrained counterpart, so it keeps the tuned values: the tuned head on interpolated body
-  weights.
+* **WiSE-FT**: for every run, `wise_ft(source, run, validation)` (alpha in 0, 0.1, ..., 1
+  chosen on validation) against the run itself (its fine-tuned end point, alpha = 1), where
+  `source` is the pretrained model with its source head. The new head has no counterpart in
+  it, so it keeps the tuned values: the tuned head on interpolated body weights.
 
 All accuracies are on the target test set. It reports the mean over draws with a 95% t
 interval, and the paired difference (soup minus best single, WiSE-FT minus end point) per draw
@@ -27,8 +27,9 @@ Usage:
     python benchmarks/soups.py --budgets 500 --draws 3
     python benchmarks/soups.py --quick               # CI smoke run
 
-Writes `soups.md` and `soups.json` to `--output-dir` (default `runs/soups`); each budget's runs
-are logged to `runs_budget<B>_draw<D>.jsonl` there as they finish.
+Writes `soups.md` and `soups.json` to `--output-dir` (default `runs/soups`). The pretrained
+model (`source_model.keras`) and each draw's runs (`runs_budget<B>_draw<D>.jsonl`, with their
+models) are kept there, so a second run resumes; delete the folder to measure afresh.
 """
 
 from __future__ import annotations
@@ -80,12 +81,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_draw(
-    start: keras.Model, data: dict[str, Pair], budget: int, draw: int, args: argparse.Namespace
+    source: keras.Model, data: dict[str, Pair], budget: int, draw: int, args: argparse.Namespace
 ) -> dict[str, Any]:
     """One draw: `--ingredients` fine-tuned runs, their soups and their WiSE-FT models."""
     epochs, batch_size = schedule(budget)
     train = stratified_subsample(*data["pool"], budget, seed=draw)
     val, test = data["validation"], data["test"]
+    keras.utils.set_random_seed(0)  # the same new head for every draw
+    start = tk.replace_head(source, len(TARGET))
     comparison = tk.compare_strategies(
         start, ["full"], train=train, validation=val, test=test, epochs=epochs,
         batch_size=batch_size, seeds=[100 * draw + i for i in range(args.ingredients)],
@@ -111,9 +114,10 @@ def run_draw(
     wise = []
     for r in runs:
         tuned = comparison.model("full", seed=r.seed)
-        result = tk.wise_ft(start, tuned, val)
+        result = tk.wise_ft(source, tuned, val)
         wise.append({
             "seed": r.seed, "alpha": result.alpha, "end_point": r.metrics.accuracy,
+            "tuned_only": list(result.tuned_only),
             "wise_ft": evaluate(result.model, *test).accuracy,
             "validation_by_alpha": list(result.accuracies),
         })  # fmt: skip
@@ -211,11 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     data = tasks(args)
-    keras.utils.set_random_seed(0)
-    start = tk.replace_head(pretrain(args, data["source"]), len(TARGET))
+    saved = args.output_dir / "source_model.keras"
+    if saved.exists():
+        source = keras.saving.load_model(saved)
+    else:
+        keras.utils.set_random_seed(0)
+        source = pretrain(args, data["source"])
+        source.save(saved)
     summaries, records = [], {}
     for budget in sorted(args.budgets):
-        records[budget] = [run_draw(start, data, budget, d, args) for d in range(args.draws)]
+        records[budget] = [run_draw(source, data, budget, d, args) for d in range(args.draws)]
         summaries.append(summarise(budget, records[budget]))
         partial = {"records": {str(b): r for b, r in records.items()}}
         (args.output_dir / "soups.json").write_text(json.dumps(partial, indent=2) + "\n")
