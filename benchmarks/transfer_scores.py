@@ -5,8 +5,10 @@ does) and transferred to classes 5-9 with a small labelled budget. For each budg
 (a different stratified draw of the budget's images), at each of 5 cuts (`conv2d`,
 `max_pooling2d`, `conv2d_1`, `max_pooling2d_1`, `dense`):
 
-* **before training**: LogME of the flattened activations at the cut on the budget's labelled
-  images (`transferability`, one forward pass for the 5 cuts), the only data one would have;
+* **before training**: LogME of the activations at the cut on the budget's labelled images
+  (`transferability`, one forward pass for the 5 cuts), the only data one would have:
+  flattened (`--pooling none`, the default here) or averaged over the spatial axes
+  (`--pooling avg`, one value per channel);
 * **after training**: the target test accuracy of a linear probe on the frozen features at the
   cut (`FeatureExtractor(cut=..., hidden=())`: a new 5-way softmax right after the cut, early
   stopping on the target validation set).
@@ -22,6 +24,7 @@ Usage:
 
     python benchmarks/transfer_scores.py                            # budgets 50 500, 5 seeds
     python benchmarks/transfer_scores.py --budgets 50 --seeds 3 --source-epochs 2
+    python benchmarks/transfer_scores.py --pooling avg              # LogME of pooled features
     python benchmarks/transfer_scores.py --quick                    # CI smoke run
 
 Writes `transfer_scores.md` and `transfer_scores.json` to `--output-dir` (default
@@ -61,6 +64,7 @@ from transferkit.timing import machine_info  # noqa: E402
 SOURCE, TARGET = (0, 1, 2, 3, 4), (5, 6, 7, 8, 9)
 CUTS = ("conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1", "dense")
 DEFAULT_CUT = "dense"
+POOLINGS = {"none": None, "avg": "avg", "max": "max"}
 Pair = tuple[np.ndarray, np.ndarray]
 
 
@@ -71,6 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--source-epochs", type=int, default=5, help="pretraining epochs")
     parser.add_argument("--patience", type=int, default=5, help="early stopping patience")
     parser.add_argument("--test-size", type=int, default=5000, help="target test images")
+    parser.add_argument(
+        "--pooling", choices=POOLINGS, default="none", help="`transferability(pooling=...)`"
+    )
     parser.add_argument("--quick", action="store_true", help="CI smoke run (seconds)")
     parser.add_argument("--output-dir", type=Path, default=Path("runs") / "transfer_scores")
     args = parser.parse_args(argv)
@@ -135,7 +142,8 @@ def run_budget(
     records = []
     for seed in range(args.seeds):
         train = stratified_subsample(*data["pool"], budget, seed=seed)
-        table = tk.transferability(model, train, cuts=list(CUTS))
+        pooling = POOLINGS[args.pooling]
+        table = tk.transferability(model, train, cuts=list(CUTS), pooling=pooling)
         scores = {row.cut: row.score for row in table.rows}
         runs = {cut: probe(model, cut, train, data, budget, seed, args.patience) for cut in CUTS}
         records.append({
@@ -182,7 +190,8 @@ def markdown(args: argparse.Namespace, summaries: list[dict[str, Any]]) -> str:
     lines = [
         f"LogME before training against the test accuracy of a linear probe at each of "
         f"{len(CUTS)} cuts ({', '.join(CUTS)}) of the lab CNN pretrained on Fashion-MNIST "
-        f"classes 0-4 ({args.source_epochs} epoch(s)) and transferred to classes 5-9; "
+        f"classes 0-4 ({args.source_epochs} epoch(s)) and transferred to classes 5-9; LogME of "
+        f"{'flattened' if args.pooling == 'none' else args.pooling + '-pooled'} activations; "
         f"{args.seeds} seed(s) (draws of the budget) per budget, {args.test_size} test images.",
         "",
         "| budget | Kendall tau per seed (mean [min, max]) | tau of seed means "
