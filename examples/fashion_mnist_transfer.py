@@ -216,6 +216,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="grid: every rate trains all epochs; halving: successive halving (default: grid)",
     )
     parser.add_argument(
+        "--strategies",
+        nargs="+",
+        choices=STRATEGY_NAMES,
+        default=list(STRATEGY_NAMES),
+        help="strategies to compare, scratch included (default: all ten)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=None,
@@ -242,6 +249,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--budgets must be distinct and at least {len(TARGET_CLASSES)} each")
     args.budgets = sorted(args.budgets)
     return args
+
+
+STRATEGY_NAMES = (
+    "full",
+    "partial",
+    "feature_extractor",
+    "lp_ft",
+    "gradual",
+    "discriminative",
+    "layer_decay",
+    "l2sp",
+    "lora",
+    "scratch",
+)
 
 
 @dataclass(frozen=True)
@@ -420,19 +441,21 @@ def main(argv: list[str] | None = None) -> None:
     tables: list[str] = []
     for budget in args.budgets:
         epochs, batch_size = schedule(budget, args.epochs)
-        strategies: list[Any] = [
-            "full",
-            tk.PartialFreeze(upto=args.partial_upto),
-            tk.FeatureExtractor(cut="flatten"),
+        every: dict[str, Any] = {
+            "full": "full",
+            "partial": tk.PartialFreeze(upto=args.partial_upto),
+            "feature_extractor": tk.FeatureExtractor(cut="flatten"),
             # LP-FT: the probe trains on cached features, so a fifth of the epochs costs little
-            tk.LinearProbeThenFineTune(probe_epochs=max(1, epochs // 5), label="lp_ft"),
-            tk.GradualUnfreeze(label="gradual"),  # head, then one conv block at a time
-            "discriminative",  # fastai fine_tune: head epoch, then slice(lr/100, lr) per block
-            "layer_decay",  # BEiT/MAE: lr x 0.75^(blocks from the top)
-            tk.FullFineTune(regularizer=tk.L2SP(), label="l2sp"),  # pull towards pretrained
-            "lora",  # low-rank adapters on the frozen body, merged after training
-            "scratch",  # the control: the same network from fresh random weights
-        ]
+            "lp_ft": tk.LinearProbeThenFineTune(probe_epochs=max(1, epochs // 5), label="lp_ft"),
+            "gradual": tk.GradualUnfreeze(label="gradual"),  # head, then one conv block at a time
+            # fastai fine_tune: a head epoch, then slice(lr / 100, lr) over the blocks
+            "discriminative": "discriminative",
+            "layer_decay": "layer_decay",  # BEiT/MAE: lr x 0.75^(blocks from the top)
+            "l2sp": tk.FullFineTune(regularizer=tk.L2SP(), label="l2sp"),  # pull towards pretrained
+            "lora": "lora",  # low-rank adapters on the frozen body, merged after training
+            "scratch": "scratch",  # the control: the same network from fresh random weights
+        }
+        strategies = [every[name] for name in args.strategies]
         train = stratified_subsample(*tasks.target_pool, budget, seed=args.data_seed)
         log = out / f"runs_budget{budget}.jsonl"
         print(
