@@ -87,3 +87,38 @@ def test_bad_validation_datasets_are_refused_before_training(make, match):
         tk.fine_tune(mlp(), train, validation=make(val), epochs=1, verbose=0)
     with pytest.raises(ValueError, match=match.replace("validation", "test")):
         tk.compare_strategies(mlp(), ["full"], train=train, test=make(test), verbose=0)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_declared_deterministic_dataset_trains_on_cached_activations(form):
+    train, val, _ = data()
+    model = mlp()
+
+    def run(data, cache):
+        return tk.fine_tune(model, data, validation=val, strategy="feature_extractor", epochs=2,
+                            seed=1, verbose=0, cache=cache)  # fmt: skip
+
+    off = run(as_form(train, form), True)
+    assert not off.cache.used and "FeatureCache(deterministic=True)" in off.cache.reason
+    got, expected = run(as_form(train, form), tk.FeatureCache(deterministic=True)), run(train, True)
+    assert got.cache.used, got.cache.reason  # read once: the prefix ran over it once
+    np.testing.assert_allclose(got.history["loss"], expected.history["loss"], rtol=1e-6)
+    comparison = tk.compare_strategies(
+        model, ["feature_extractor"], train=as_form(train, form), validation=val, test=val,
+        epochs=1, seeds=2, verbose=0, cache=tk.FeatureCache(deterministic=True),
+    )  # fmt: skip
+    assert all(run.cache.used for run in comparison.runs)
+
+
+def test_a_declared_deterministic_dataset_of_unknown_shape_is_refused():
+    def samples():
+        yield np.zeros((4, 8), "float32"), np.zeros(4, "int64")
+
+    spec = (tf.TensorSpec((None, None), tf.float32), tf.TensorSpec((None,), tf.int64))
+    ragged = tf.data.Dataset.from_generator(samples, output_signature=spec)
+    model = mlp()
+    weights = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=r"deterministic=True\)` needs batches of one shape"):
+        tk.fine_tune(model, ragged, strategy="feature_extractor", epochs=1, verbose=0,
+                     cache=tk.FeatureCache(deterministic=True))  # fmt: skip
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights(), strict=True))

@@ -22,6 +22,7 @@ from ..training._data import (
     check_class_weight,
     check_data,
     check_pair,
+    read_declared,
     read_once,
 )
 from ..training._phases import strategy_phases
@@ -254,6 +255,7 @@ def _plan(
     start = _start_model(model)
     settings = settings.for_model(start)  # the model's compiled optimizer, if no other given
     validation, test = read_once(validation, "validation"), read_once(test, "test")
+    train = read_declared(train, settings.cache)
     arrays = check_pair(train, validation, start)
     test_arrays = check_data(test, "test", start)
     assert test_arrays is not None  # `read_once` made arrays of a dataset

@@ -80,6 +80,13 @@ class FeatureCache:
             directory (`tempfile.gettempdir()`).
         spill: bool. Spill activations over the budget to disk (`True`) or train without
             the cache (`False`). Defaults to `True`.
+        deterministic: bool. Declares that training data given as a dataset (tf.data or a
+            `keras.utils.PyDataset`) yield the same samples every time they are read (no
+            per-epoch augmentation; a shuffle is fine): such data are then read once into
+            memory as arrays, so the frozen prefix runs over them once and every run trains
+            on cached activations, shuffled per epoch by its seed. A tf.data set whose
+            element spec has an unknown dimension other than the batch is refused. Defaults
+            to `False`: a dataset trains through the whole model, without the cache.
 
     Raises:
         ValueError: If `cache_dir` is not an existing directory or is not writable.
@@ -109,6 +116,7 @@ class FeatureCache:
     budget_bytes: int = field(default_factory=lambda: available_memory() // 4)
     cache_dir: str | os.PathLike[str] | None = None
     spill: bool = True
+    deterministic: bool = False
     entries: dict[str, dict[str, np.ndarray[Any, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

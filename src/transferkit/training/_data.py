@@ -98,6 +98,20 @@ def read_once(data: Any, name: str) -> Any:
     return read_batches(data, name) if _is_dataset(data) else data
 
 
+def read_declared(train: Any, cache: Any) -> Any:
+    """Training data as given, or read once into arrays with `FeatureCache(deterministic=True)`."""
+    if not (getattr(cache, "deterministic", False) and _is_dataset(train)):
+        return train
+    specs = keras.tree.flatten(getattr(train, "element_spec", ()))
+    if any(None in tuple(getattr(spec, "shape", ()))[1:] for spec in specs):
+        raise ValueError(
+            "`FeatureCache(deterministic=True)` needs batches of one shape per sample, but "
+            f"`train`'s element spec has an unknown dimension: {train.element_spec}. Resize "
+            "the images (e.g. `image_size=` of the loader) before batching."
+        )
+    return read_batches(train, "train")
+
+
 def read_batches(data: Any, name: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """A finite dataset's `(x, y)` batches (tf.data, `keras.utils.PyDataset`, an iterable of
     batches) read once into NumPy arrays `(x, y)`: validation and test data are then used

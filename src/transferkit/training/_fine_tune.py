@@ -11,7 +11,7 @@ from ..strategies._strategy import Strategy
 from ..types import Model
 from ._cache import FeatureCache
 from ._callbacks import EarlyStoppingSpec
-from ._data import Data, read_once
+from ._data import Data, read_declared, read_once
 from ._run import FitResult, run_strategy
 from ._settings import Auto, TrainSettings
 
@@ -131,7 +131,7 @@ def fine_tune(
             "`precision` needs `copy=True`: a model's dtype policy cannot be changed in place."
         )
     seed = None if seed is None else check_positive_int(seed, "seed", allow_zero=True)
-    validation = read_once(validation, "validation")
+    validation, train = read_once(validation, "validation"), read_declared(train, cache)
     return run_strategy(model, train, validation, strat, settings, seed=seed, copy=copy)
 
 

@@ -110,7 +110,8 @@ def open_store(
         off = (
             "the data are not NumPy arrays (a dataset may give other batches each epoch); for "
             "the cached fast path pass `(x, y)` arrays, e.g. a folder of images read by "
-            "`transferkit.datasets.from_directory(...)`"
+            "`transferkit.datasets.from_directory(...)`, or declare a dataset that gives the "
+            "same samples every epoch with `cache=FeatureCache(deterministic=True)`"
         )
     store = None if off else cache if isinstance(cache, FeatureCache) else FeatureCache()
     try:
