@@ -200,7 +200,10 @@ def test_to_csv(comparison, tmp_path):
 
 def test_to_markdown(comparison):
     table = comparison.to_markdown()
-    lines = table.splitlines()
+    lead, detail = table.split("\n\n")
+    assert lead.splitlines()[0].startswith("| strategy | n | test accuracy | validation accuracy |")
+    assert len(lead.splitlines()) == 2 + 2 and "| trainable params |" in lead
+    lines = detail.splitlines()
     assert lines[0] == "| strategy | runs | accuracy | f1_macro | train_seconds |"
     assert len(lines) == 2 + 2
     full = next(line for line in lines if line.startswith("| full |"))

@@ -299,7 +299,13 @@ class Comparison:
     def to_markdown(
         self, metrics: Sequence[str] = ("accuracy", "f1_macro", "train_seconds")
     ) -> str:
-        """A Markdown table: one row per strategy, `mean ± std [95% CI]` per metric."""
+        """Markdown: the HTML report's table (one row per strategy: test and validation
+        accuracy, F1, gain, time, parameters, ★ on `best()`, chosen rates), then a table of
+        `mean ± std [95% CI]` per strategy and metric of `metrics`."""
+        from ._report import lead_rows
+
+        header, rows = lead_rows(self)
+        lead = [f"| {' | '.join(row)} |" for row in [header, ["---"] * len(header), *rows]]
         summary = {(r.strategy, r.metric): r for r in self.summary(metrics)}
         metrics = list(metrics)
         if BASELINE in self.strategies:  # the gain over the from-scratch control, per seed
@@ -328,7 +334,7 @@ class Comparison:
             if grids:
                 cells.insert(0, self.rate_text(strategy))
             lines.append(f"| {strategy} | {n} | " + " | ".join(cells) + " |")
-        return "\n".join(lines)
+        return "\n".join(lead) + "\n\n" + "\n".join(lines)
 
     def __str__(self) -> str:
         return self.to_markdown()

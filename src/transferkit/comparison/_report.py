@@ -96,8 +96,8 @@ def _mean_ci(values: Sequence[float], metric: str, digits: int = 4) -> str:
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def _lead_table(comparison: ComparisonView) -> str:
-    """One row per strategy: what a reader compares first."""
+def lead_rows(comparison: ComparisonView) -> tuple[list[str], list[list[str]]]:
+    """The header and one row per strategy: what a reader compares first (HTML and Markdown)."""
     try:
         chosen = comparison.best()
     except ValueError:  # no validation metrics: nothing was chosen
@@ -124,7 +124,7 @@ def _lead_table(comparison: ComparisonView) -> str:
             _mean_ci([r.timing.train_seconds for r in runs], "train_seconds", 1),
             f"{max(r.timing.trainable_params for r in runs):,}",
         ])  # fmt: skip
-    return _table(header, rows, "strategies")
+    return header, rows
 
 
 def _mean_ci_row(row: Any) -> str:
@@ -212,7 +212,7 @@ def render_html(comparison: ComparisonView, *, title: str) -> str:
         "the 95% Student-t confidence interval of the mean, clipped to the metric's range "
         "(– for a single run). ★ marks the strategy chosen on validation accuracy "
         "(<code>Comparison.best()</code>).</p>",
-        _lead_table(comparison),
+        _table(*lead_rows(comparison), "strategies"),
         "<h2>Summary</h2>",
         "<p>Per strategy and metric over its seeds: mean ± sample standard deviation and the "
         "95% Student-t confidence interval of the mean (– for a single run).</p>",
