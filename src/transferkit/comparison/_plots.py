@@ -30,11 +30,6 @@ def _save(fig: Any, path: str | Path | None) -> Any:
     return fig
 
 
-def _mean_curve(curves: list[list[float]]) -> list[float]:
-    """The mean curve, as long as the shortest."""
-    return [sum(points) / len(points) for points in zip(*curves, strict=False)]
-
-
 def plot_history(runs: Sequence[RunRecord], path: str | Path | None, *, metric: str) -> Any:
     """Train/validation `metric` per epoch, one panel per strategy (mean over seeds)."""
     plt = _pyplot()
@@ -54,7 +49,7 @@ def plot_history(runs: Sequence[RunRecord], path: str | Path | None, *, metric: 
         for key, label in ((metric, f"train {metric}"), (f"val_{metric}", f"val {metric}")):
             curves = [run.history[key] for run in group if key in run.history]
             if curves:
-                mean = _mean_curve(curves)
+                mean = [sum(points) / len(points) for points in zip(*curves, strict=False)]
                 ax.plot(range(1, len(mean) + 1), mean, marker="o", ms=3, label=label)
         ax.set_title(f"{strategy} (n={len(group)})")
         ax.set_xlabel("epoch")
