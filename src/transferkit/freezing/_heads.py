@@ -35,16 +35,12 @@ def _require_graph(model: Model, fn: str) -> None:
         )
 
 
-def _output_names(model: Model) -> list[str]:
-    return [str(t._keras_history[0].name) for t in model.outputs]
-
-
 def _select_output(model: Model, output: int | str | None, fn: str) -> Model:
     """`model` itself, or for a multi-output model the single-output model `output` names.
 
     The selected model shares the caller's layers; callers copy it before changing anything.
     """
-    names = _output_names(model)
+    names = [str(t._keras_history[0].name) for t in model.outputs]
     if output is None:
         if len(names) == 1:
             return model
