@@ -225,9 +225,7 @@ def _check_expected_counts(expected_counts: tuple[int, int] | None) -> None:
 
 @functools.lru_cache(maxsize=2)
 def _load_directory(
-    directory: Path,
-    signature: tuple[tuple[int, int], ...],
-    expected_counts: tuple[int, int] | None,
+    directory: Path, signature: tuple[tuple[int, int], ...], expected_counts: tuple[int, int] | None
 ) -> _Arrays:
     """Parse and validate the four files of `directory` (cached; `signature` holds file stats)."""
     del signature  # Only part of the cache key: a rewritten file invalidates the entry.
