@@ -73,9 +73,8 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (what `output=` files hold, one per line)."""
-        d = _serial.to_dict(self)
-        del d["resumed"]  # a property of how a record was obtained, not of the run
-        return d
+        # `resumed` is a property of how a record was obtained, not of the run
+        return _serial.to_dict(self, drop=("resumed",))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, resumed: bool = False) -> RunRecord:

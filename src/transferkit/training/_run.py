@@ -67,9 +67,7 @@ class FitResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of everything but the model."""
-        d = _serial.to_dict(self)
-        del d["model"]
-        return d
+        return _serial.to_dict(self, drop=("model",))
 
 
 def check_run(
