@@ -59,9 +59,7 @@ class Timer:
     @property
     def seconds(self) -> float:
         """Elapsed seconds: final once stopped, so far while running, `0.0` if never started."""
-        if self._start is not None:
-            return time.perf_counter() - self._start
-        return self._elapsed
+        return self._elapsed if self._start is None else time.perf_counter() - self._start
 
     def start(self) -> Timer:
         """Starts (or restarts from zero) the timer; returns the timer."""
