@@ -92,9 +92,7 @@ _T95 = (
 
 def t95(dof: int) -> float:
     """Two-sided 95% Student-t critical value for `dof` degrees of freedom."""
-    if dof < 1:
-        return math.nan
-    return _T95[dof - 1] if dof <= len(_T95) else 1.96
+    return math.nan if dof < 1 else _T95[dof - 1] if dof <= len(_T95) else 1.96
 
 
 @dataclass(frozen=True)
@@ -147,9 +145,7 @@ def metric_bounds(metric: str) -> tuple[float, float]:
     """The range of a summary metric: [0, 1] for scores, [-1, 1] for gains, [0, inf) for time."""
     if metric == "train_seconds":
         return 0.0, math.inf
-    if "_gain_vs_" in metric:
-        return -1.0, 1.0
-    return 0.0, 1.0
+    return (-1.0, 1.0) if "_gain_vs_" in metric else (0.0, 1.0)
 
 
 def by_strategy(runs: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
