@@ -63,8 +63,7 @@ def plot_history(runs: Sequence[RunRecord], path: str | Path | None, *, metric: 
 
 def plot_tradeoff(runs: Sequence[RunRecord], path: str | Path | None, *, metric: str) -> Any:
     """Test `metric` against training seconds: a point per run, a cross per strategy mean."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = _pyplot().subplots(figsize=(5.5, 4))
     for strategy, group in by_strategy(runs).items():
         xs = [run.timing.train_seconds for run in group]
         ys = [run.value(metric) for run in group]
