@@ -65,8 +65,7 @@ def plot_tradeoff(runs: Sequence[RunRecord], path: str | Path | None, *, metric:
     """Test `metric` against training seconds: a point per run, a cross per strategy mean."""
     fig, ax = _pyplot().subplots(figsize=(5.5, 4))
     for strategy, group in by_strategy(runs).items():
-        xs = [run.timing.train_seconds for run in group]
-        ys = [run.value(metric) for run in group]
+        xs, ys = [run.timing.train_seconds for run in group], [run.value(metric) for run in group]
         points = ax.scatter(xs, ys, alpha=0.5, label=strategy)
         ax.scatter(
             [sum(xs) / len(xs)], [sum(ys) / len(ys)], marker="X", s=120,
