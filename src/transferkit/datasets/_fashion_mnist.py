@@ -321,8 +321,7 @@ def load_fashion_mnist(
     ```
     """
     _check_expected_counts(expected_counts)
-    candidates = _candidates(path)
-    directory = find_fashion_mnist(path)
+    candidates, directory = _candidates(path), find_fashion_mnist(path)
     if directory is not None:
         return _copy(_load_directory(directory, _file_signature(directory), expected_counts))
     if path is None and download:
