@@ -213,8 +213,7 @@ def lab_split(path: str | os.PathLike[str] | None = None) -> Split:
     ```
     """
     (x_train, y_train), (x_test, y_test) = load_fashion_mnist(path)
-    x_train_f = to_float_images(x_train)
-    y_train_i = y_train.astype(np.int64)
+    x_train_f, y_train_i = to_float_images(x_train), y_train.astype(np.int64)
     return Split(
         train=(x_train_f[:-10000], y_train_i[:-10000]),
         validation=(x_train_f[-10000:], y_train_i[-10000:]),
