@@ -109,8 +109,7 @@ def wise_ft(
     batch_size = check_positive_int(batch_size, "batch_size")
     x, y = unpack_pair(validation, "validation")
     plan = Interpolation.of(start, tuned)
-    model = copy_model(tuned)
-    accuracies = []
+    model, accuracies = copy_model(tuned), []
     for alpha in alphas:
         plan.apply(model, alpha)
         accuracies.append(evaluate(model, x, y, batch_size=batch_size).accuracy)
