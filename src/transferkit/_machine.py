@@ -77,8 +77,7 @@ def _backend_devices(backend: str) -> tuple[str, tuple[str, ...]]:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        gpus = tuple(d.name for d in tf.config.list_physical_devices("GPU"))
-        return str(tf.__version__), gpus
+        return str(tf.__version__), tuple(d.name for d in tf.config.list_physical_devices("GPU"))
     if backend == "jax":
         import jax
 

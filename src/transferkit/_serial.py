@@ -19,9 +19,11 @@ from ._chunks import hash_arrays
 T = TypeVar("T")
 
 
-def to_dict(record: Any) -> dict[str, Any]:
-    """The fields of a dataclass `record` as a JSON-ready dict (tuples become lists)."""
-    return {f.name: _plain(getattr(record, f.name)) for f in dataclasses.fields(record)}
+def to_dict(record: Any, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The fields of a dataclass `record`, but those in `drop`, as a JSON-ready dict (tuples
+    become lists)."""
+    fields = [f.name for f in dataclasses.fields(record) if f.name not in drop]
+    return {name: _plain(getattr(record, name)) for name in fields}
 
 
 def _plain(value: Any) -> Any:

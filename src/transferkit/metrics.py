@@ -305,8 +305,7 @@ def evaluate(
 def _compute(
     y_true: IntArray, y_pred: IntArray, num_classes: int, names: tuple[str, ...] | None
 ) -> ClassificationMetrics:
-    labels = list(range(num_classes))
-    names = class_names_for(names, num_classes)
+    labels, names = list(range(num_classes)), class_names_for(names, num_classes)
     scores = {
         average: precision_recall_fscore_support(
             y_true, y_pred, labels=labels, average=average, zero_division=0

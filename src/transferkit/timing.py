@@ -59,9 +59,7 @@ class Timer:
     @property
     def seconds(self) -> float:
         """Elapsed seconds: final once stopped, so far while running, `0.0` if never started."""
-        if self._start is not None:
-            return time.perf_counter() - self._start
-        return self._elapsed
+        return self._elapsed if self._start is None else time.perf_counter() - self._start
 
     def start(self) -> Timer:
         """Starts (or restarts from zero) the timer; returns the timer."""
@@ -92,8 +90,7 @@ class Timer:
         self.stop()
 
     def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"Timer({state}, seconds={self.seconds:.6f})"
+        return f"Timer({'running' if self.running else 'stopped'}, seconds={self.seconds:.6f})"
 
 
 @dataclass(frozen=True)
@@ -359,8 +356,7 @@ def count_params(model: Model) -> tuple[int, int]:
     ```
     """
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
-    total = sum(int(np.prod(v.shape)) for v in model.weights)
-    return int(trainable), int(total)
+    return int(trainable), int(sum(int(np.prod(v.shape)) for v in model.weights))
 
 
 def _slice(x: Any, start: int, stop: int) -> Any:

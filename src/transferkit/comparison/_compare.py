@@ -245,8 +245,7 @@ def _plan(
     class_names: Sequence[str] | None,
 ) -> ComparisonPlan:
     """Check everything before the first run: strategies, seeds, model, data, names."""
-    strategy_list = _resolve_strategies(strategies)
-    seed_list = _resolve_seeds(seeds)
+    strategy_list, seed_list = _resolve_strategies(strategies), _resolve_seeds(seeds)
     if test is None:
         raise ValueError(
             "`test` is required: every run is evaluated on a held-out test set. Pass "
@@ -256,8 +255,7 @@ def _plan(
     settings = settings.for_model(start)  # the model's compiled optimizer, if no other given
     validation, test = read_once(validation, "validation"), read_once(test, "test")
     train = read_declared(train, settings.cache)
-    arrays = check_pair(train, validation, start)
-    test_arrays = check_data(test, "test", start)
+    arrays, test_arrays = check_pair(train, validation, start), check_data(test, "test", start)
     assert test_arrays is not None  # `read_once` made arrays of a dataset
     for strategy in strategy_list:
         strategy.validate(start)

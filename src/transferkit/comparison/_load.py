@@ -90,5 +90,4 @@ def _order(run: RunRecord, config: dict[str, Any]) -> tuple[float, ...]:
     grid = (config.get("learning_rates") or {}).get(run.strategy) or [None]
     strategy = names.index(run.strategy) if run.strategy in names else len(names)
     rate = grid.index(run.learning_rate) if run.learning_rate in grid else len(grid)
-    rung = math.inf if run.rung is None else run.rung
-    return (strategy, rung, rate, run.seed)
+    return (strategy, math.inf if run.rung is None else run.rung, rate, run.seed)

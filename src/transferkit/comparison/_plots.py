@@ -30,11 +30,6 @@ def _save(fig: Any, path: str | Path | None) -> Any:
     return fig
 
 
-def _mean_curve(curves: list[list[float]]) -> list[float]:
-    """The mean curve, as long as the shortest."""
-    return [sum(points) / len(points) for points in zip(*curves, strict=False)]
-
-
 def plot_history(runs: Sequence[RunRecord], path: str | Path | None, *, metric: str) -> Any:
     """Train/validation `metric` per epoch, one panel per strategy (mean over seeds)."""
     plt = _pyplot()
@@ -54,7 +49,7 @@ def plot_history(runs: Sequence[RunRecord], path: str | Path | None, *, metric: 
         for key, label in ((metric, f"train {metric}"), (f"val_{metric}", f"val {metric}")):
             curves = [run.history[key] for run in group if key in run.history]
             if curves:
-                mean = _mean_curve(curves)
+                mean = [sum(points) / len(points) for points in zip(*curves, strict=False)]
                 ax.plot(range(1, len(mean) + 1), mean, marker="o", ms=3, label=label)
         ax.set_title(f"{strategy} (n={len(group)})")
         ax.set_xlabel("epoch")
@@ -68,11 +63,9 @@ def plot_history(runs: Sequence[RunRecord], path: str | Path | None, *, metric: 
 
 def plot_tradeoff(runs: Sequence[RunRecord], path: str | Path | None, *, metric: str) -> Any:
     """Test `metric` against training seconds: a point per run, a cross per strategy mean."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = _pyplot().subplots(figsize=(5.5, 4))
     for strategy, group in by_strategy(runs).items():
-        xs = [run.timing.train_seconds for run in group]
-        ys = [run.value(metric) for run in group]
+        xs, ys = [run.timing.train_seconds for run in group], [run.value(metric) for run in group]
         points = ax.scatter(xs, ys, alpha=0.5, label=strategy)
         ax.scatter(
             [sum(xs) / len(xs)], [sum(ys) / len(ys)], marker="X", s=120,

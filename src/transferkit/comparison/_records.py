@@ -73,9 +73,8 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (what `output=` files hold, one per line)."""
-        d = _serial.to_dict(self)
-        del d["resumed"]  # a property of how a record was obtained, not of the run
-        return d
+        # `resumed` is a property of how a record was obtained, not of the run
+        return _serial.to_dict(self, drop=("resumed",))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, resumed: bool = False) -> RunRecord:
@@ -93,9 +92,7 @@ _T95 = (
 
 def t95(dof: int) -> float:
     """Two-sided 95% Student-t critical value for `dof` degrees of freedom."""
-    if dof < 1:
-        return math.nan
-    return _T95[dof - 1] if dof <= len(_T95) else 1.96
+    return math.nan if dof < 1 else _T95[dof - 1] if dof <= len(_T95) else 1.96
 
 
 @dataclass(frozen=True)
@@ -148,9 +145,7 @@ def metric_bounds(metric: str) -> tuple[float, float]:
     """The range of a summary metric: [0, 1] for scores, [-1, 1] for gains, [0, inf) for time."""
     if metric == "train_seconds":
         return 0.0, math.inf
-    if "_gain_vs_" in metric:
-        return -1.0, 1.0
-    return 0.0, 1.0
+    return (-1.0, 1.0) if "_gain_vs_" in metric else (0.0, 1.0)
 
 
 def by_strategy(runs: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:

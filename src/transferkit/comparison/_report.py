@@ -111,8 +111,6 @@ def lead_rows(comparison: ComparisonView) -> tuple[list[str], list[list[str]]]:
     for strategy in comparison.strategies:
         runs = comparison.runs_of(strategy)
         val = [r.validation.accuracy for r in runs if r.validation is not None]
-        gain = gains.get(strategy)
-        gain_text = "–" if gain is None else _mean_ci_row(gain)
         rows.append([
             f"★ {strategy}" if strategy == chosen else strategy,
             str(len(runs)),
@@ -120,7 +118,7 @@ def lead_rows(comparison: ComparisonView) -> tuple[list[str], list[list[str]]]:
             _mean_ci([r.metrics.accuracy for r in runs], "accuracy"),
             _mean_ci(val, "accuracy"),
             _mean_ci([r.metrics.f1_macro for r in runs], "f1_macro"),
-            gain_text,
+            _mean_ci_row(gains[strategy]) if strategy in gains else "–",
             _mean_ci([r.timing.train_seconds for r in runs], "train_seconds", 1),
             f"{max(r.timing.trainable_params for r in runs):,}",
         ])  # fmt: skip

@@ -150,9 +150,6 @@ class RunLog:
             raise log._unwritable(err) from err
         return log, {}
 
-    def _refuse(self, why: str) -> ValueError:
-        return _refusal(f"`output` file {str(self.path)!r}", why)
-
     def _unwritable(self, err: OSError) -> ValueError:
         return ValueError(
             f"`output` file {str(self.path)!r} cannot be written ({err.strerror}), so finished "
@@ -167,9 +164,10 @@ class RunLog:
                 f"{k}: {_show(a)} in the file, {_show(b)} now" for k, a, b in differ[:4]
             )
             more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
-            raise self._refuse(
+            raise _refusal(
+                f"`output` file {str(self.path)!r}",
                 f"was written by a different configuration, so its runs cannot be mixed with "
-                f"this comparison. Fields that differ: {shown}{more}."
+                f"this comparison. Fields that differ: {shown}{more}.",
             )
         self._check_writable()
         if good_end < len(raw):

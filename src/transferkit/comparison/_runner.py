@@ -153,8 +153,7 @@ class Runner:
         )
         rates, runs = list(grid), []
         for rung, (size, budget) in enumerate(zip(sizes, budgets, strict=True)):
-            last = rung == len(sizes) - 1
-            rates = rates[:size]
+            last, rates = rung == len(sizes) - 1, rates[:size]
             these = [
                 self._one(strategy, rate, seed, None if last else rung, budget)
                 for rate in rates

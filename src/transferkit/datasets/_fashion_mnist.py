@@ -225,9 +225,7 @@ def _check_expected_counts(expected_counts: tuple[int, int] | None) -> None:
 
 @functools.lru_cache(maxsize=2)
 def _load_directory(
-    directory: Path,
-    signature: tuple[tuple[int, int], ...],
-    expected_counts: tuple[int, int] | None,
+    directory: Path, signature: tuple[tuple[int, int], ...], expected_counts: tuple[int, int] | None
 ) -> _Arrays:
     """Parse and validate the four files of `directory` (cached; `signature` holds file stats)."""
     del signature  # Only part of the cache key: a rewritten file invalidates the entry.
@@ -323,8 +321,7 @@ def load_fashion_mnist(
     ```
     """
     _check_expected_counts(expected_counts)
-    candidates = _candidates(path)
-    directory = find_fashion_mnist(path)
+    candidates, directory = _candidates(path), find_fashion_mnist(path)
     if directory is not None:
         return _copy(_load_directory(directory, _file_signature(directory), expected_counts))
     if path is None and download:

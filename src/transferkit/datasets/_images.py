@@ -104,11 +104,7 @@ def _check_size(size: int | tuple[int, int]) -> tuple[int, int]:
 
 
 def resize_images(
-    x: npt.ArrayLike,
-    size: int | tuple[int, int],
-    *,
-    rgb: bool = False,
-    batch_size: int = 1024,
+    x: npt.ArrayLike, size: int | tuple[int, int], *, rgb: bool = False, batch_size: int = 1024
 ) -> npt.NDArray[np.float32]:
     """Resizes images (bilinear, `keras.ops.image.resize`), optionally grey to RGB.
 

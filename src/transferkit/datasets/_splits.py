@@ -213,8 +213,7 @@ def lab_split(path: str | os.PathLike[str] | None = None) -> Split:
     ```
     """
     (x_train, y_train), (x_test, y_test) = load_fashion_mnist(path)
-    x_train_f = to_float_images(x_train)
-    y_train_i = y_train.astype(np.int64)
+    x_train_f, y_train_i = to_float_images(x_train), y_train.astype(np.int64)
     return Split(
         train=(x_train_f[:-10000], y_train_i[:-10000]),
         validation=(x_train_f[-10000:], y_train_i[-10000:]),
@@ -223,11 +222,7 @@ def lab_split(path: str | os.PathLike[str] | None = None) -> Split:
 
 
 def subset_classes(
-    x: npt.ArrayLike,
-    y: npt.ArrayLike,
-    classes: Sequence[int],
-    *,
-    relabel: bool = True,
+    x: npt.ArrayLike, y: npt.ArrayLike, classes: Sequence[int], *, relabel: bool = True
 ) -> _Pair:
     """Keeps the samples of the given classes (in order), relabelled to 0..k-1 by default.
 
@@ -298,11 +293,7 @@ def _allocate(counts: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.int64]:
 
 
 def stratified_subsample(
-    x: npt.ArrayLike,
-    y: npt.ArrayLike,
-    n: int,
-    *,
-    seed: int | None = 0,
+    x: npt.ArrayLike, y: npt.ArrayLike, n: int, *, seed: int | None = 0
 ) -> _Pair:
     """Draws `n` samples at random, each class in proportion (at least one each), shuffled.
 

@@ -35,16 +35,12 @@ def _require_graph(model: Model, fn: str) -> None:
         )
 
 
-def _output_names(model: Model) -> list[str]:
-    return [str(t._keras_history[0].name) for t in model.outputs]
-
-
 def _select_output(model: Model, output: int | str | None, fn: str) -> Model:
     """`model` itself, or for a multi-output model the single-output model `output` names.
 
     The selected model shares the caller's layers; callers copy it before changing anything.
     """
-    names = _output_names(model)
+    names = [str(t._keras_history[0].name) for t in model.outputs]
     if output is None:
         if len(names) == 1:
             return model
@@ -223,8 +219,7 @@ def replace_head(
     if not is_real(dropout) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be a float in [0, 1). Received: dropout={dropout!r}")
     k = resolve_cut(model, cut, "replace_head")
-    clone = copy_model(model)
-    inputs, x = _body(clone, k)
+    inputs, x = _body(copy_model(model), k)
     if len(x.shape) > 2:
         x = keras.layers.Flatten(name="head_flatten")(x)
     for i, units in enumerate(hidden):
@@ -288,8 +283,7 @@ def as_feature_extractor(
             f"`pooling` must be one of None, 'avg', 'max'. Received: pooling={pooling!r}"
         )
     k = resolve_cut(model, cut, "as_feature_extractor")
-    clone = copy_model(model)
-    inputs, x = _body(clone, k)
+    inputs, x = _body(copy_model(model), k)
     if pooling is not None:
         if len(x.shape) != 4:
             raise ValueError(

@@ -95,8 +95,7 @@ def class_evidence(sigma: FloatArray, x: FloatArray, yy: float, s: Spectrum) -> 
         weight = beta / (alpha + beta * sigma)
         m2 = float((sigma * x2 * weight**2).sum())
         residual = outside + float((x2 * (alpha / (alpha + beta * sigma)) ** 2).sum())
-        alpha = gamma / (m2 + EPSILON)
-        beta = (n - gamma) / (residual + EPSILON)
+        alpha, beta = gamma / (m2 + EPSILON), (n - gamma) / (residual + EPSILON)
         new_lam = alpha / beta
         if abs(new_lam - lam) / lam < TOLERANCE:
             break

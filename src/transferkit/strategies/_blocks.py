@@ -34,8 +34,7 @@ def stages(
     `cut` is the last frozen layer of the head-only stage (default: everything before the
     classification layer); `boundaries` name the stages instead of the pooling layers.
     """
-    leaves = leaf_layers(model)
-    top = probe_cut(model, cut)
+    leaves, top = leaf_layers(model), probe_cut(model, cut)
     if boundaries is None:
         inner = [leaf.index + 1 for leaf in leaves if isinstance(leaf.layer, _POOLING)]
     else:

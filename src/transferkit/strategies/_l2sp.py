@@ -85,8 +85,7 @@ class Penalty:
 
     def value(self) -> float:
         """The penalty over the weights that train now, computed in NumPy."""
-        trainable = {id(v) for v in self.model.trainable_weights}
-        total = 0.0
+        trainable, total = {id(v) for v in self.model.trainable_weights}, 0.0
         for var, term, start in self.terms:
             if id(var) in trainable:
                 w = np.asarray(keras.ops.convert_to_numpy(var), dtype=np.float64)

@@ -260,8 +260,7 @@ def block_multipliers(
     if lr_mult is None and layer_decay is None:
         return None
     starts = block_starts(model, blocks)
-    top = len(starts) - 1
-    leaves = leaf_layers(model)
+    top, leaves = len(starts) - 1, leaf_layers(model)
     block_of = [bisect.bisect_right(starts, leaf.index) - 1 for leaf in leaves]
     trained = {block_of[leaf.index] for leaf in leaves if leaf.layer.trainable_weights}
     if len(trained) < 2:

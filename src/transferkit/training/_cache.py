@@ -215,9 +215,7 @@ def frozen_prefix(model: Model) -> tuple[int, str]:
             reason = f"layer {layer.name!r} has trainable BatchNormalization"
             break
         k += 1
-    if k == len(layers):
-        return 0, "nothing trains"
-    return k, reason
+    return (0, "nothing trains") if k == len(layers) else (k, reason)
 
 
 def _is_reshape(layer: Layer) -> bool:

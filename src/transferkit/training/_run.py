@@ -67,9 +67,7 @@ class FitResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of everything but the model."""
-        d = _serial.to_dict(self)
-        del d["model"]
-        return d
+        return _serial.to_dict(self, drop=("model",))
 
 
 def check_run(
@@ -235,8 +233,7 @@ def run_strategy(
     loss = settings.loss
     if loss is None:
         loss = default_loss(prepared, train_arrays.one_hot if train_arrays else None)
-    start = time.perf_counter()
-    compile_kwargs = settings.compile_kwargs(loss)
+    start, compile_kwargs = time.perf_counter(), settings.compile_kwargs(loss)
     penalty = _penalty(strategy, prepared, work)
     with open_store(settings.cache, train_arrays, validation, val_arrays) as (store, off):
         runner = PhaseRunner(

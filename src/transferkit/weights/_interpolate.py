@@ -63,8 +63,7 @@ def interpolate(start: Model, tuned: Model, alpha: float) -> Model:
     ```
     """
     alpha = check_unit_interval(alpha, "alpha", ALPHA_NOTE)
-    plan = Interpolation.of(start, tuned)
-    model = copy_model(tuned)
+    plan, model = Interpolation.of(start, tuned), copy_model(tuned)
     plan.apply(model, alpha)
     return model
 

@@ -41,9 +41,7 @@ def variable_paths(model: Model) -> dict[str, Any]:
 def _inner_path(layer: Any, variable: Any) -> str:
     """The variable's path inside its layer: `"kernel"`, or `"query/kernel"` in a sublayer."""
     path, base = str(variable.path), getattr(layer, "path", None)
-    if base and path.startswith(f"{base}/"):
-        return path[len(base) + 1 :]
-    return str(variable.name)
+    return path[len(base) + 1 :] if base and path.startswith(f"{base}/") else str(variable.name)
 
 
 def _add(out: dict[str, Any], path: str, variable: Any) -> None:

@@ -50,9 +50,7 @@ class WiseFTResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of everything but the model."""
-        d = _serial.to_dict(self)
-        del d["model"]
-        return d
+        return _serial.to_dict(self, drop=("model",))
 
 
 def wise_ft(
@@ -111,8 +109,7 @@ def wise_ft(
     batch_size = check_positive_int(batch_size, "batch_size")
     x, y = unpack_pair(validation, "validation")
     plan = Interpolation.of(start, tuned)
-    model = copy_model(tuned)
-    accuracies = []
+    model, accuracies = copy_model(tuned), []
     for alpha in alphas:
         plan.apply(model, alpha)
         accuracies.append(evaluate(model, x, y, batch_size=batch_size).accuracy)
