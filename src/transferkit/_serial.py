@@ -32,9 +32,7 @@ def _plain(value: Any) -> Any:
         return to_dict(value)
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    return {k: _plain(v) for k, v in value.items()} if isinstance(value, Mapping) else value
 
 
 def from_dict(cls: type[T], d: Any, arg: str = "d") -> T:

@@ -46,11 +46,10 @@ class ComparisonPlan:
 
     def non_arrays(self) -> list[str]:
         """The data sets given as something other than NumPy arrays."""
-        given = {
-            "train": (self.train, self.arrays[0]),
-            "validation": (self.validation, self.arrays[1]),
-        }
-        return [name for name, (d, a) in given.items() if d is not None and a is None]
+        given = zip(
+            ("train", "validation"), (self.train, self.validation), self.arrays, strict=True
+        )
+        return [name for name, d, a in given if d is not None and a is None]
 
     def grid(self, strategy: Strategy) -> Grid:
         """The rates `strategy` trains at (`(None,)`: not searched)."""

@@ -114,9 +114,8 @@ def from_directory(
 def _check_arguments(image_size: Any, color_mode: Any, split: Any, seed: Any) -> None:
     """Refuse a bad `image_size`, `color_mode` or `validation_split` (or a split with no seed)."""
     check_choice(color_mode, "color_mode", list(CHANNELS))
-    if not (isinstance(image_size, tuple | list) and len(image_size) == 2) or not all(
-        is_int(side) and side > 0 for side in image_size
-    ):
+    sides = list(image_size) if isinstance(image_size, tuple | list) else []
+    if len(sides) != 2 or not all(is_int(side) and side > 0 for side in sides):
         raise ValueError(
             "`image_size` must be `(height, width)`, two positive ints. "
             f"Received: image_size={image_size!r}"
@@ -163,9 +162,7 @@ def _read(files: np.ndarray[Any, Any], size: Any, mode: str, budget: int) -> np.
             x: np.ndarray[Any, Any] = np.memmap(spill, np.uint8, "w+", shape=shape)
     else:
         x = np.empty(shape, np.uint8)
+    options = {"color_mode": mode, "target_size": tuple(size), "interpolation": "bilinear"}
     for i, file in enumerate(files):
-        image = keras.utils.load_img(
-            file, color_mode=mode, target_size=tuple(size), interpolation="bilinear"
-        )
-        x[i] = keras.utils.img_to_array(image, dtype="uint8")
+        x[i] = keras.utils.img_to_array(keras.utils.load_img(file, **options), dtype="uint8")
     return x

@@ -102,9 +102,7 @@ def _value(key: str, value: Any) -> Any:
     if key == "optimizer" and isinstance(value, dict):
         short = str(value.get("class_name", "")).rsplit(".", 1)[-1]
         return keras.optimizers.get({"class_name": short, "config": value.get("config", {})})
-    if isinstance(value, list):
-        return tuple(value)
-    return value
+    return tuple(value) if isinstance(value, list) else value
 
 
 def strategy_from_dict(d: dict[str, Any]) -> Strategy:

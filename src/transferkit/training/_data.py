@@ -105,9 +105,8 @@ def read_declared(train: Any, cache: Any) -> Any:
     specs = keras.tree.flatten(getattr(train, "element_spec", ()))
     if any(None in tuple(getattr(spec, "shape", ()))[1:] for spec in specs):
         raise ValueError(
-            "`FeatureCache(deterministic=True)` needs batches of one shape per sample, but "
-            f"`train`'s element spec has an unknown dimension: {train.element_spec}. Resize "
-            "the images (e.g. `image_size=` of the loader) before batching."
+            "`FeatureCache(deterministic=True)` needs batches of one shape per sample; `train`'s "
+            f"element spec has an unknown dimension: {train.element_spec}. Resize before batching."
         )
     return read_batches(train, "train")
 
