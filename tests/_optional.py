@@ -24,6 +24,7 @@ OPTIONAL = {
     "torch": ("module", 'pip install -e ".[torch]"'),
     "keras_hub": ("module", 'pip install -e ".[hub]"'),
     "tensorboard": ("module", 'pip install -e ".[dev]"'),
+    "distributed": ("module", 'pip install -e ".[dask]"'),
     "chromium": ("program", "apt-get install chromium"),
 }
 """Each optional dependency: whether it is a Python module or a program, and how to get it."""

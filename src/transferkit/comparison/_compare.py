@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from concurrent.futures import Executor
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from ..training._settings import Auto, TrainSettings
 from ..types import Model
 from ._comparison import Comparison
 from ._models import KEEP_MODELS, ModelKeeper
+from ._parallel import Dispatch, check_executor
 from ._records import RunKey, RunRecord
 from ._runlog import RunLog, check_data_identity, data_hashes
 from ._runner import ComparisonPlan, Runner, best_key
@@ -97,6 +99,7 @@ def compare_strategies(
     search: str = "grid",
     keep_models: str = "best",
     class_weight: Mapping[int, float] | None = None,
+    executor: Executor | str | Any | None = None,
 ) -> Comparison:
     """Train every strategy with every seed from the same starting weights and compare them.
 
@@ -212,6 +215,7 @@ def compare_strategies(
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f'`verbose` must be 0, 1, 2 or "auto". Received: verbose={verbose!r}')
     check_choice(keep_models, "keep_models", KEEP_MODELS)
+    executor = check_executor(executor)
     # Each run's own Keras progress bars show only under the overall progress's verbose=2.
     settings = TrainSettings.of(locals(), verbose=1 if verbose >= 2 else 0)
     plan = _plan(model, strategies, seeds, train, validation, test, settings, class_names)
@@ -220,12 +224,20 @@ def compare_strategies(
     check_search(search, plan.grids, plan.arrays[1] is not None)
     plan = replace(plan, search=search if learning_rates is not None else None)
     check_data_identity(plan.non_arrays(), data_id, output)
-    log, done = _open_log(plan, output, data_id)
     nothing_to_choose_on = keep_models == "best" and plan.arrays[1] is None
-    keeper = ModelKeeper("none" if nothing_to_choose_on else keep_models, output)
-    with _comparison_cache(cache) as store:
+    keep = "none" if nothing_to_choose_on else keep_models
+    # Everything a worker needs is checked before the log is opened or a run submitted.
+    dispatch = (
+        None if executor is None else Dispatch(executor, plan, replace(settings, cache=cache), keep)
+    )
+    log, done = _open_log(plan, output, data_id)
+    keeper = ModelKeeper(keep, output)
+    with ExitStack() as stack:
+        if dispatch is not None:
+            stack.callback(dispatch.close)
+        store = stack.enter_context(_comparison_cache(cache if dispatch is None else False))
         shared = replace(settings, cache=store if store is not None else False)
-        runs = Runner(plan, shared, log, done, keeper, verbose, output).run_all()
+        runs = Runner(plan, shared, log, done, keeper, verbose, output, dispatch).run_all()
     comparison = Comparison(
         runs=tuple(runs),
         config=plan.config(),

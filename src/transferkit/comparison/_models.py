@@ -31,7 +31,7 @@ def file_name(key: RunKey) -> str:
     return f"{slug}-{digest}-seed{seed}-lr{rate_text}.keras"
 
 
-def _savable(model: Model) -> Model:
+def savable(model: Model) -> Model:
     """`model`, or an uncompiled copy when its optimizer is transferkit's (`LayerRates`): the
     file then loads where only Keras is installed."""
     optimizer = getattr(model, "optimizer", None)
@@ -49,7 +49,7 @@ def save_atomically(model: Model, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
     try:
-        _savable(model).save(tmp)
+        savable(model).save(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

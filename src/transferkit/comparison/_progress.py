@@ -122,6 +122,16 @@ class RunProgress:
         self._line(self._done, f"{tag}: {summary_text}")
         self._refresh("")
 
+    def arrived(self, strategy: str, seed: int, summary_text: str) -> None:
+        """A run trained by an executor's worker finished: the ETA counts the time between
+        arrivals, so it holds however many run at once."""
+        now = self._clock()
+        self._seconds.append(now - self._run_began)
+        self._run_began = now
+        self._done += 1
+        self._line(self._done, f"{strategy} seed={seed}: {summary_text}")
+        self._refresh("training on the executor")
+
     def resumed(self, strategy: str, seed: int, summary_text: str) -> None:
         """A run was read back from the output file instead of trained."""
         self._done += 1

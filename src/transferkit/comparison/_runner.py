@@ -6,7 +6,7 @@ import dataclasses
 import gc
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 
@@ -17,7 +17,7 @@ from ..strategies._strategy import Strategy
 from ..training._callbacks import early_stopping_config, per_run
 from ..training._data import ArrayData, Data
 from ..training._phases import strategy_phases
-from ..training._run import FitResult, quiet_retracing, run_strategy
+from ..training._run import quiet_retracing, run_strategy
 from ..training._settings import TrainSettings
 from ..types import Model
 from ._comparison import Comparison
@@ -26,6 +26,9 @@ from ._progress import RunProgress
 from ._records import RunKey, RunRecord
 from ._runlog import RunLog
 from ._search import Grid, best_rates, rung_epochs, rung_sizes
+
+if TYPE_CHECKING:
+    from ._parallel import Dispatch
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,66 @@ def _epochs(strategy: Strategy, model: Model, wanted: int, most: int) -> int:
     return most
 
 
+@dataclass(frozen=True)
+class Job:
+    """One run to train: a strategy at a rate (or its own) with a seed, maybe shortened."""
+
+    strategy: Strategy
+    rate: float | None
+    seed: int
+    rung: int | None = None
+    epochs: int | None = None
+
+    @property
+    def key(self) -> RunKey:
+        return (self.strategy.name, self.seed, self.rate, self.rung)
+
+    @property
+    def tag(self) -> str:
+        """The strategy as the progress lines name it: with its rate and rung if any."""
+        tag = self.strategy.name if self.rate is None else f"{self.strategy.name} lr={self.rate:g}"
+        return tag + ("" if self.rung is None else f" rung {self.rung} ({self.epochs} epochs)")
+
+
+@quiet_retracing()  # the runs' evaluations trace too
+def train_job(plan: ComparisonPlan, settings: TrainSettings, job: Job) -> tuple[RunRecord, Model]:
+    """Train `job` from the plan's starting weights, here or in an executor's worker: its
+    record and trained model. Callbacks that log to a path get the run's own (`per_run`)."""
+    strategy, epochs = job.strategy, job.epochs
+    run = strategy.name + (f"-lr{job.rate:g}" if len(plan.grid(strategy)) > 1 else "")
+    run += ("" if job.rung is None else f"-rung{job.rung}") + f"-seed{job.seed}"
+    settings = replace(settings, callbacks=per_run(settings.callbacks, run))
+    settings = settings if job.rate is None else replace(settings, learning_rate=job.rate)
+    if epochs is not None:
+        epochs = _epochs(strategy, plan.start, epochs, strategy.epochs or settings.epochs)
+        settings = replace(settings, epochs=epochs)
+        if strategy.epochs is not None and dataclasses.is_dataclass(strategy):
+            strategy = replace(strategy, epochs=epochs)
+    result = run_strategy(
+        plan.start, plan.train, plan.validation, strategy, settings, seed=job.seed
+    )
+    val, names = plan.arrays[1], plan.class_names
+    record = RunRecord(
+        strategy=job.strategy.name,
+        seed=job.seed,
+        epochs=result.epochs,
+        metrics=evaluate(result.model, plan.test.x, plan.test.y, class_names=names),
+        timing=result.timing,
+        history=result.history,
+        cache=result.cache,
+        validation=(
+            evaluate(result.model, val.x, val.y, class_names=names) if val is not None else None
+        ),
+        phases=result.phases,
+        learning_rate=job.rate,
+        rung=job.rung,
+    )
+    return record, result.model
+
+
 class Runner:
-    """Trains (or resumes) the runs of a `ComparisonPlan` in order, one line of progress each."""
+    """Trains (or resumes) the runs of a `ComparisonPlan`, one line of progress each: in
+    order here, or all at once on an executor's workers (`Dispatch`)."""
 
     def __init__(
         self,
@@ -121,21 +182,37 @@ class Runner:
         keeper: ModelKeeper,
         verbose: int,
         output: str | Path | None,
+        dispatch: Dispatch | None = None,
     ) -> None:
-        self.plan, self.settings, self.log, self.done = plan, settings, log, done
-        self.keeper, self.output = keeper, output
+        self.plan, self.settings, self.log, self.done = plan, settings, log, dict(done)
+        self.keeper, self.output, self.dispatch = keeper, output, dispatch
+        self.resumed = set(done)
         self.progress = RunProgress(plan.total_runs(), verbose=verbose)
 
-    @quiet_retracing()  # the runs' evaluations trace too
+    def _halves(self, strategy: Strategy) -> bool:
+        return self.plan.search == "halving" and len(self.plan.grid(strategy)) > 1
+
     def run_all(self) -> list[RunRecord]:
-        """Every run, strategy by strategy: each rate of its grid (or its halving), each seed."""
-        runs: list[RunRecord] = []
-        for strategy in self.plan.strategies:
-            grid = self.plan.grid(strategy)
-            if self.plan.search == "halving" and len(grid) > 1:
-                runs += self._halving(strategy, grid)
+        """Every run: the grids' runs together, then each halving rung by rung; the records
+        strategy by strategy, each rate of its grid, each seed."""
+        plan, runs = self.plan, []
+        self._wave(
+            [
+                Job(s, r, seed)
+                for s in plan.strategies
+                if not self._halves(s)
+                for r in plan.grid(s)
+                for seed in plan.seeds
+            ]
+        )
+        for strategy in plan.strategies:
+            if self._halves(strategy):
+                runs += self._halving(strategy, plan.grid(strategy))
             else:
-                runs += [self._one(strategy, r, s, None) for r in grid for s in self.plan.seeds]
+                keys = [
+                    (strategy.name, s, r, None) for r in plan.grid(strategy) for s in plan.seeds
+                ]
+                runs += [self.done[key] for key in keys]
         self.progress.close()
         return runs
 
@@ -153,87 +230,55 @@ class Runner:
         rates, runs = list(grid), []
         for rung, (size, budget) in enumerate(zip(sizes, budgets, strict=True)):
             last, rates = rung == len(sizes) - 1, rates[:size]
-            these = [
-                self._one(strategy, rate, seed, None if last else rung, budget)
-                for rate in rates
-                for seed in self.plan.seeds
-            ]
+            these = self._wave(
+                [
+                    Job(strategy, rate, seed, None if last else rung, budget)
+                    for rate in rates
+                    for seed in self.plan.seeds
+                ]
+            )
             runs += these
             if not last:
                 rates = best_rates(these, rates, sizes[rung + 1])
         return runs
 
-    def _one(
-        self,
-        strategy: Strategy,
-        rate: float | None,
-        seed: int,
-        rung: int | None,
-        epochs: int | None = None,
-    ) -> RunRecord:
-        """One run: read back from the log, or trained now and appended to it."""
-        key: RunKey = (strategy.name, seed, rate, rung)
-        tag = strategy.name if rate is None else f"{strategy.name} lr={rate:g}"
-        tag += "" if rung is None else f" rung {rung} ({epochs} epochs)"
-        if key in self.done:
-            record = self.done[key]
-            self.keeper.find(key)
-            acc = record.metrics.accuracy
-            self.progress.resumed(
-                tag, seed, f"resumed from {self.output} (test accuracy {acc:.4f})"
-            )
-            return record
-        self.progress.start_run(tag, seed)
-        run = strategy.name + (f"-lr{rate:g}" if len(self.plan.grid(strategy)) > 1 else "")
-        run += ("" if rung is None else f"-rung{rung}") + f"-seed{seed}"
-        result = self._train(strategy, rate, seed, epochs, run)
-        record = self._record(strategy.name, seed, rate, rung, result)
+    def _wave(self, jobs: list[Job]) -> list[RunRecord]:
+        """`jobs`' records: read back from the log, or trained now (here, one after the
+        other, or on the executor, as they finish) and appended to it."""
+        for job in jobs:
+            if job.key in self.resumed:
+                self.keeper.find(job.key)
+                acc = self.done[job.key].metrics.accuracy
+                text = f"resumed from {self.output} (test accuracy {acc:.4f})"
+                self.progress.resumed(job.tag, job.seed, text)
+        todo = [job for job in jobs if job.key not in self.done]
+        if self.dispatch is not None:
+            finished = self.dispatch.run(todo, self.progress)
+        else:
+            finished = (self._here(job) for job in todo)
+        for job, record, model in finished:
+            self._finish(job, record, model)
+        return [self.done[job.key] for job in jobs]
+
+    def _here(self, job: Job) -> tuple[Job, RunRecord, Model]:
+        self.progress.start_run(job.tag, job.seed)
+        return (job, *train_job(self.plan, self.settings, job))
+
+    def _finish(self, job: Job, record: RunRecord, model: Model | None) -> None:
+        """A run just trained: into the log, the keeper and the progress lines."""
         if self.log is not None:
             self.log.append(record)
-        self.keeper.add(key, result.model)
-        cached = " (cached prefix)" if result.cache.used else ""
-        self.progress.finish_run(
+        self.done[job.key] = record
+        if model is not None:
+            self.keeper.add(job.key, model)
+        cached = " (cached prefix)" if record.cache.used else ""
+        text = (
             f"test accuracy {record.metrics.accuracy:.4f}, macro F1 "
-            f"{record.metrics.f1_macro:.4f}, {result.timing.train_seconds:.1f} s{cached}"
+            f"{record.metrics.f1_macro:.4f}, {record.timing.train_seconds:.1f} s{cached}"
         )
-        del result
+        if self.dispatch is None:
+            self.progress.finish_run(text)
+        else:
+            self.progress.arrived(job.tag, job.seed, text)
+        del model
         gc.collect()
-        return record
-
-    def _train(
-        self, strategy: Strategy, rate: float | None, seed: int, epochs: int | None, run: str
-    ) -> FitResult:
-        """`run_strategy` from the starting weights at `rate` (and, shortened, `epochs`), with
-        `run`'s own log paths (`per_run`)."""
-        settings = replace(self.settings, callbacks=per_run(self.settings.callbacks, run))
-        settings = settings if rate is None else replace(settings, learning_rate=rate)
-        if epochs is not None:
-            full = strategy.epochs or settings.epochs
-            epochs = _epochs(strategy, self.plan.start, epochs, full)
-            settings = replace(settings, epochs=epochs)
-            if strategy.epochs is not None and dataclasses.is_dataclass(strategy):
-                strategy = replace(strategy, epochs=epochs)
-        plan = self.plan
-        return run_strategy(plan.start, plan.train, plan.validation, strategy, settings, seed=seed)
-
-    def _record(
-        self, name: str, seed: int, rate: float | None, rung: int | None, result: FitResult
-    ) -> RunRecord:
-        """The run's record: its test (and validation) metrics, timing and history."""
-        plan, val = self.plan, self.plan.arrays[1]
-        names = plan.class_names
-        return RunRecord(
-            strategy=name,
-            seed=seed,
-            epochs=result.epochs,
-            metrics=evaluate(result.model, plan.test.x, plan.test.y, class_names=names),
-            timing=result.timing,
-            history=result.history,
-            cache=result.cache,
-            validation=(
-                evaluate(result.model, val.x, val.y, class_names=names) if val is not None else None
-            ),
-            phases=result.phases,
-            learning_rate=rate,
-            rung=rung,
-        )
