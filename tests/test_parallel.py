@@ -15,9 +15,9 @@ import signal
 import keras
 import numpy as np
 import pytest
-from _train_helpers import images, split, tiny_cnn
 
 import transferkit as tk
+from _train_helpers import images, split, tiny_cnn
 
 TOLERANCE = 1e-3
 """Largest difference between a run's serial and parallel final loss (relative) and its test

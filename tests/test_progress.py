@@ -56,6 +56,23 @@ def test_plain_lines_count_runs_and_estimate_from_trained_runs_only(capsys):
     ]
 
 
+def test_runs_from_workers_estimate_from_the_time_between_arrivals(capsys):
+    clock = FakeClock()
+    progress = RunProgress(5, verbose=1, clock=clock)
+    progress.resumed("full", 0, "resumed from runs.jsonl")
+    clock.now = 12.0  # the first run arrives after 12 s (the workers started) ...
+    progress.arrived("full", 1, "test accuracy 0.9000")
+    clock.now = 14.0  # ... the second 2 s later, from the other worker
+    progress.arrived("partial", 0, "test accuracy 0.8000")
+    progress.close()
+    assert capsys.readouterr().out.splitlines() == [
+        "[1/5] full seed=0: resumed from runs.jsonl | elapsed 0:00:00 | ETA unknown",
+        "[2/5] full seed=1: test accuracy 0.9000 | elapsed 0:00:12 | ETA 0:00:36",
+        "[3/5] partial seed=0: test accuracy 0.8000 | elapsed 0:00:14 | ETA 0:00:14",
+        "[3/5] done: 2 trained, 1 resumed | elapsed 0:00:14 | ETA 0:00:14",
+    ]
+
+
 def test_verbose_0_prints_nothing(capsys):
     clock = FakeClock()
     drive(RunProgress(3, verbose=0, clock=clock), clock)

@@ -9,6 +9,7 @@ from types import ModuleType as _ModuleType
 from ._version import __version__ as __version__
 from .comparison import Comparison as Comparison
 from .comparison import RunRecord as RunRecord
+from .comparison import RunsFailed as RunsFailed
 from .comparison import SummaryRow as SummaryRow
 from .comparison import compare_strategies as compare_strategies
 from .comparison import load_comparison as load_comparison

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -178,6 +178,16 @@ def compare_strategies(
             (nothing to choose on). Defaults to `"best"`.
         class_weight: As in `fine_tune` (`{class_id: weight}` in the loss of every run).
             Defaults to `None`.
+        executor: `None` (every run here, one after the other), `"processes"` (a pool of
+            spawned processes, one per core, each with one intra-op thread, made for this
+            comparison), a `concurrent.futures.Executor`, or a Dask `distributed.Client`.
+            Each run is a task of its own; the starting model travels as a `.keras` file,
+            the data as arrays, and each worker unpickles them once per comparison and
+            keeps its own frozen-prefix cache. Runs are appended to `output` as they finish,
+            in any order; a run that fails (its worker killed, say) is submitted once more.
+            Results are those of a serial call, up to float rounding. Scripts need an
+            `if __name__ == "__main__":` guard (spawned workers import the main module).
+            Defaults to `None`.
 
     Returns:
         A `Comparison` with one `RunRecord` per strategy, seed and learning rate.
@@ -189,8 +199,13 @@ def compare_strategies(
             `output` file that is not this configuration's log or cannot be written, a
             learning-rate grid that is empty or holds a rate that is not a finite number > 0,
             a `learning_rates` label that names no strategy, a search without validation
-            data, or an unknown `search` or `keep_models`.
-        TypeError: If `model` is neither a `keras.Model` nor a factory returning one.
+            data, an unknown `search` or `keep_models`; with an `executor`: training data
+            that are not arrays, or a model, data or callbacks that cannot be sent to a worker
+            (the error names the layers Keras cannot load again).
+        TypeError: If `model` is neither a `keras.Model` nor a factory returning one, or
+            `executor` is none of the above.
+        RunsFailed: With an executor, after the other runs finished, if a run failed
+            twice (`failures` says which and why; the finished runs are in `output`).
 
     Example:
     ```python
@@ -224,8 +239,7 @@ def compare_strategies(
     check_search(search, plan.grids, plan.arrays[1] is not None)
     plan = replace(plan, search=search if learning_rates is not None else None)
     check_data_identity(plan.non_arrays(), data_id, output)
-    nothing_to_choose_on = keep_models == "best" and plan.arrays[1] is None
-    keep = "none" if nothing_to_choose_on else keep_models
+    keep = "none" if keep_models == "best" and plan.arrays[1] is None else keep_models
     # Everything a worker needs is checked before the log is opened or a run submitted.
     dispatch = (
         None if executor is None else Dispatch(executor, plan, replace(settings, cache=cache), keep)
@@ -233,11 +247,10 @@ def compare_strategies(
     log, done = _open_log(plan, output, data_id)
     keeper = ModelKeeper(keep, output)
     with ExitStack() as stack:
-        if dispatch is not None:
-            stack.callback(dispatch.close)
+        elsewhere = None if dispatch is None else stack.enter_context(closing(dispatch)).run
         store = stack.enter_context(_comparison_cache(cache if dispatch is None else False))
         shared = replace(settings, cache=store if store is not None else False)
-        runs = Runner(plan, shared, log, done, keeper, verbose, output, dispatch).run_all()
+        runs = Runner(plan, shared, log, done, keeper, verbose, output, elsewhere).run_all()
     comparison = Comparison(
         runs=tuple(runs),
         config=plan.config(),

@@ -31,9 +31,19 @@ class RunsFailed(RuntimeError):
     The runs that finished before are in the `output=` log, whole: `compare_strategies`
     with the same `output` trains only the failed ones again.
 
-    Attributes:
+    Args:
         failures: `{run key: the error}`, the key `(strategy label, seed, rate, rung)`;
             a worker that died shows as `BrokenProcessPool` (or Dask's `KilledWorker`).
+            Kept as the `failures` attribute.
+
+    Example:
+    ```python
+    from transferkit import RunsFailed
+
+    error = RunsFailed({("full", 0, None, None): MemoryError("worker out of memory")})
+    assert list(error.failures) == [("full", 0, None, None)]
+    print(error)  # names each run and its error
+    ```
     """
 
     def __init__(self, failures: dict[RunKey, BaseException]) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import keras
 
@@ -27,8 +28,8 @@ from ._records import RunKey, RunRecord
 from ._runlog import RunLog
 from ._search import Grid, best_rates, rung_epochs, rung_sizes
 
-if TYPE_CHECKING:
-    from ._parallel import Dispatch
+Dispatcher = Callable[[list["Job"], RunProgress], Iterator[tuple["Job", RunRecord, Model | None]]]
+"""Trains jobs elsewhere and yields each with its record (and kept model) as it finishes."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ class Runner:
         keeper: ModelKeeper,
         verbose: int,
         output: str | Path | None,
-        dispatch: Dispatch | None = None,
+        dispatch: Dispatcher | None = None,
     ) -> None:
         self.plan, self.settings, self.log, self.done = plan, settings, log, dict(done)
         self.keeper, self.output, self.dispatch = keeper, output, dispatch
@@ -253,7 +254,7 @@ class Runner:
                 self.progress.resumed(job.tag, job.seed, text)
         todo = [job for job in jobs if job.key not in self.done]
         if self.dispatch is not None:
-            finished = self.dispatch.run(todo, self.progress)
+            finished = self.dispatch(todo, self.progress)
         else:
             finished = (self._here(job) for job in todo)
         for job, record, model in finished:
