@@ -55,19 +55,21 @@ class RunsFailed(RuntimeError):
         )
 
 
-def check_executor(executor: Any) -> Executor | str | None:
+def check_executor(executor: Any) -> Any:
     """`executor` as `compare_strategies` takes it: `None`, `"processes"`, an `Executor`, or
-    a Dask `Client` (its `get_executor()`)."""
-    if executor is None or isinstance(executor, Executor):
+    a Dask `Client` (duck-typed: it has `get_executor` and `scatter`)."""
+    if executor is None or isinstance(executor, Executor) or _is_client(executor):
         return executor
     if isinstance(executor, str):
         return check_choice(executor, "executor", ("processes",))
-    if callable(getattr(executor, "get_executor", None)):  # a dask.distributed Client
-        return executor.get_executor()  # type: ignore[no-any-return]
     raise TypeError(
         '`executor` must be None, "processes", a `concurrent.futures.Executor` or a Dask '
         f"`Client`. Received: {type(executor).__name__}"
     )
+
+
+def _is_client(executor: Any) -> bool:
+    return callable(getattr(executor, "get_executor", None)) and hasattr(executor, "scatter")
 
 
 def one_thread() -> None:
@@ -128,9 +130,7 @@ class Dispatch:
     anew if a worker dies; an executor given is only submitted to.
     """
 
-    def __init__(
-        self, executor: Executor | str, plan: ComparisonPlan, settings: TrainSettings, keep: str
-    ) -> None:
+    def __init__(self, executor: Any, plan: ComparisonPlan, settings: TrainSettings, keep: str):
         if plan.arrays[0] is None:
             raise ValueError(
                 "`executor=` sends the training data to its workers as NumPy arrays, and "
@@ -143,7 +143,7 @@ class Dispatch:
                 cache.budget_bytes, cache.cache_dir, cache.spill, cache.deterministic
             )
         try:
-            self.blob = pickle.dumps((plan, replace(settings, cache=cache)))
+            self.blob: Any = pickle.dumps((plan, replace(settings, cache=cache)))
             pickle.loads(self.blob)  # the model must load again, its custom layers too
         except Exception as error:
             raise ValueError(
@@ -153,14 +153,18 @@ class Dispatch:
                 "`@keras.saving.register_keras_serializable()`, give them `get_config()`, and "
                 "pass callbacks that can be pickled."
             ) from error
+        if _is_client(executor):  # Dask: the pickled plan goes to each worker once, not per run
+            self.blob = executor.scatter(self.blob, broadcast=True)
+            executor = executor.get_executor()
         self.token, self.keep = uuid.uuid4().hex, keep != "none"
         self.owned = isinstance(executor, str)
         self.executor = _process_pool() if isinstance(executor, str) else executor
 
     def close(self) -> None:
-        """Stop the pool `"processes"` made (an executor given is left running)."""
+        """Stop the pool `"processes"` made (an executor given is left running). Its workers
+        exit in the background: TensorFlow takes seconds to exit, and no result is pending."""
         if self.owned:
-            self.executor.shutdown(wait=True, cancel_futures=True)
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _submit(self, job: Job) -> Future[tuple[RunRecord, bytes | None]]:
         args = (self.blob, self.token, job, self.keep and job.rung is None)
