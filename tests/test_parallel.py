@@ -44,7 +44,7 @@ def data():
     return split(x, y, 96, 32, 64)
 
 
-def compare(executor=None, **kwargs):
+def compare(executor=None, seeds=2, **kwargs):
     keras.utils.set_random_seed(0)
     (x, y), val, test = data()
     return tk.compare_strategies(
@@ -54,7 +54,7 @@ def compare(executor=None, **kwargs):
         validation=val,
         test=test,
         epochs=2,
-        seeds=2,
+        seeds=seeds,
         batch_size=16,
         verbose=0,
         executor=executor,
@@ -81,9 +81,13 @@ def killed_and_resumed(tmp_path, executor):
         r.key for r in parallel.runs
     )
     assert len(list(log.with_suffix(".models").glob("*.keras"))) == 4
-    again = compare(executor, **kwargs)  # resumed: nothing trains, nothing is appended
-    assert log.read_text().splitlines() == lines
-    assert [r.metrics.accuracy for r in again.runs] == [r.metrics.accuracy for r in parallel.runs]
+    more = compare(executor, seeds=3, **kwargs)  # resumed: only seed 2's runs train
+    assert log.read_text().splitlines()[:5] == lines
+    assert sorted(json.loads(line)["seed"] for line in log.read_text().splitlines()[5:]) == [2, 2]
+    assert [r.metrics.accuracy for r in more.runs if r.seed < 2] == [
+        r.metrics.accuracy for r in parallel.runs
+    ]
+    assert [r.resumed for r in more.runs] == [True, True, False] * 2
     return parallel
 
 
