@@ -102,8 +102,6 @@ def sample_count(x: Any, *, finite: bool = False) -> int:
 
 def check_learning_rate(learning_rate: Any) -> None:
     """Refuse a learning rate that is not a finite number > 0 or a schedule (None: default)."""
-    import keras
-
     if learning_rate is None or isinstance(
         learning_rate, keras.optimizers.schedules.LearningRateSchedule
     ):

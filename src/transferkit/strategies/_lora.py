@@ -142,12 +142,10 @@ class LoRA(BaseStrategy):
         body = _sublayers(model, k)
         if self.targets is None:
             chosen = [layer for _, layer in body if unsupported_reason(layer) is None]
-        else:
-            chosen = []
-            for target in self.targets:
-                for layer in _matches(model, body, k, target):
-                    if layer not in chosen:
-                        chosen.append(layer)
+        else:  # each layer once, in the order the targets name them
+            chosen = list(
+                dict.fromkeys(layer for t in self.targets for layer in _matches(model, body, k, t))
+            )
         if not chosen:
             kinds = sorted({type(layer).__name__ for _, layer in body})
             raise ValueError(

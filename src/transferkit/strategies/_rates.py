@@ -136,10 +136,9 @@ class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
             return
         factors = [self.multiplier(v) for v in var_list]
         distinct = sorted({f for f in factors if f > 0})
-        rate = self._base_rate
         for f in distinct:
             group = self._inner_class.from_config(
-                {**self._inner_config, "learning_rate": _scaled_rate(rate, f)}
+                {**self._inner_config, "learning_rate": _scaled_rate(self._base_rate, f)}
             )
             group.build([v for v, g in zip(var_list, factors, strict=True) if g == f])
             self.groups.append(group)

@@ -324,12 +324,10 @@ def plan_cache(
     extended = f" (from the cached activations of the first {base})" if 0 < base < k else ""
     path = spilled_path(features["train"])
     where = f"; {over}, so they were written to {path} and streamed from there" if path else ""
+    done = f"the first {k} top-level layers are frozen and deterministic{extended}; {reason} next"
     info = CacheInfo(
         used=True,
-        reason=(
-            f"the first {k} top-level layers are frozen and deterministic{extended}; {reason} next"
-        )
-        + where,
+        reason=done + where,
         prefix_layers=k,
         feature_shape=feature_shape,
         nbytes=total,

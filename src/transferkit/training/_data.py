@@ -148,14 +148,13 @@ def check_pair(
     """`check_data` for training and validation data, plus one label format for both."""
     train_arrays = check_data(train, "train", model)
     val_arrays = None if validation is None else check_data(validation, "validation", model)
-    if train_arrays is not None and val_arrays is not None:
-        if train_arrays.one_hot != val_arrays.one_hot:
-            kinds = {True: "one-hot", False: "integer class ids"}
-            raise ValueError(
-                f"`train` labels are {kinds[train_arrays.one_hot]} but `validation` labels "
-                f"are {kinds[val_arrays.one_hot]}; the loss can take only one format. Convert "
-                "one of them (`keras.utils.to_categorical(y)` or `y.argmax(axis=-1)`)."
-            )
+    if train_arrays and val_arrays and train_arrays.one_hot != val_arrays.one_hot:
+        kinds = {True: "one-hot", False: "integer class ids"}
+        raise ValueError(
+            f"`train` labels are {kinds[train_arrays.one_hot]} but `validation` labels "
+            f"are {kinds[val_arrays.one_hot]}; the loss can take only one format. Convert "
+            "one of them (`keras.utils.to_categorical(y)` or `y.argmax(axis=-1)`)."
+        )
     return train_arrays, val_arrays
 
 
@@ -259,9 +258,9 @@ def _check_inputs(x: np.ndarray[Any, Any], name: str, model: Model) -> None:
                 "before training."
             )
     input_shape = io_shapes(model)[0]
-    expected = None if input_shape is None else tuple(input_shape[1:])
-    if expected is None:
+    if input_shape is None:
         return
+    expected = tuple(input_shape[1:])
     # Keras adapts a rank off by one through a trailing axis of size 1 (e.g. (n, 28, 28)
     # for (28, 28, 1)); any other rank fails inside `fit`, after training has started.
     got = tuple(x.shape[1:])
@@ -329,8 +328,6 @@ def _check_head(model: Model, units: int) -> None:
 
 def default_loss(model: Model, one_hot: bool | None) -> Any:
     """The cross-entropy loss matching the model's output and the label format."""
-    import keras
-
     units = output_units(model)
     _check_head(model, units)
     from_logits = output_activation(model) == "linear"
