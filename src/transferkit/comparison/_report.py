@@ -149,18 +149,13 @@ def _rates_section(comparison: ComparisonView) -> list[str]:
 def _runs_table(comparison: ComparisonView) -> str:
     rows = [
         [
-            run.strategy,
-            str(run.seed),
-            _number(run.metrics.accuracy),
-            _number(run.metrics.f1_macro),
-            _number(run.timing.train_seconds, 2),
-            str(run.epochs),
-            "used" if run.cache.used else "not used",
-            _number(run.resumed),
+            run.strategy, str(run.seed), _number(run.metrics.accuracy),
+            _number(run.metrics.f1_macro), _number(run.timing.train_seconds, 2), str(run.epochs),
+            "used" if run.cache.used else "not used", _number(run.resumed),
             "–" if run.learning_rate is None else f"{run.learning_rate:g}",
         ]
         for run in comparison.runs
-    ]
+    ]  # fmt: skip
     return _table(RUN_COLUMNS, rows, "runs")
 
 
@@ -196,7 +191,7 @@ def render_html(comparison: ComparisonView, *, title: str) -> str:
     """The report as one HTML document (images inline, no external files)."""
     if not comparison.runs:
         raise ValueError("The comparison has no runs: there is nothing to report.")
-    seeds = sorted({run.seed for run in comparison.runs})
+    seeds = {run.seed for run in comparison.runs}
     written = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     meta = (
         f"{len(comparison.strategies)} strategies × {len(seeds)} seed(s), "

@@ -198,13 +198,7 @@ def transferability(
     rows: list[TransferabilityRow] = []
     for name, m, ks in plans:
         rows += _score_model(name, m, ks, (x, labels), score, pooling, batch_size)
-    return TransferabilityTable(
-        method=method,
-        pooling=pooling,
-        num_samples=len(labels),
-        num_classes=len(np.unique(labels)),
-        rows=tuple(rows),
-    )
+    return TransferabilityTable(method, pooling, len(labels), len(np.unique(labels)), tuple(rows))
 
 
 def _named_models(model: Any) -> list[tuple[str, Model]]:
@@ -291,16 +285,9 @@ def _score_model(
     for k, f in zip(ks, features, strict=True):
         with Timer() as timer:
             value = score(f, labels)
+        dim, seconds = int(f.shape[1]), timer.seconds
         rows.append(
-            TransferabilityRow(
-                model=name,
-                cut=leaves[k - 1].path,
-                index=k,
-                feature_dim=int(f.shape[1]),
-                score=value,
-                seconds=timer.seconds,
-                forward_seconds=forward.seconds,
-            )
+            TransferabilityRow(name, leaves[k - 1].path, k, dim, value, seconds, forward.seconds)
         )
     return rows
 
