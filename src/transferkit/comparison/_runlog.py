@@ -67,9 +67,7 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
     for key in dict.fromkeys([*new, *old]):
         if key in ("kind", "fingerprint") and not prefix:
             continue
-        out += _diff(
-            old.get(key), new.get(key), f"{prefix}{key}" if not prefix else f"{prefix}.{key}"
-        )
+        out += _diff(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)
     return out
 
 

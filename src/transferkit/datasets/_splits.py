@@ -85,11 +85,9 @@ def _as_xy(x: object, y: object) -> _Pair:
 def _resolve_size(value: int | float | None, name: str, n: int, *, allow_none: bool) -> int:
     if value is None and allow_none:
         return 0
-    if is_int(value):
-        count = int(value)
-        if count > 0:
-            return count
-    elif is_real(value) and 0.0 < float(value) < 1.0:
+    if is_int(value) and int(value) > 0:
+        return int(value)
+    if is_real(value) and 0.0 < float(value) < 1.0:  # never an int
         return max(1, math.ceil(float(value) * n))
     none = " or None" if allow_none else ""
     raise ValueError(
@@ -264,10 +262,9 @@ def subset_classes(
         raise ValueError(f"`classes` must not contain duplicates; received {classes!r}.")
     mask = np.isin(y_array, wanted_ints)
     if not mask.any():
-        present = np.unique(y_array).tolist()
         raise ValueError(
             f"None of the `classes` {wanted_ints} occurs in `y`; labels present in `y`: "
-            f"{present}. Check that `y` holds integer labels (not one-hot) and `classes` "
+            f"{np.unique(y_array).tolist()}. Check that `y` holds integer labels (not one-hot) and `classes` "
             "uses the same numbering."
         )
     x_subset, y_subset = x_array[mask], y_array[mask]

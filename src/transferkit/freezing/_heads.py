@@ -322,8 +322,7 @@ def cut_outputs(model: Model, cuts: Sequence[int], fn: str) -> Model:
     ensure_built(model)
     _require_graph(model, fn)
     clone = copy_model(model)
-    leaves = leaf_layers(clone)
-    outputs = [_tensor_at(leaves[k - 1].layer, leaves[k - 1].containers) for k in cuts]
+    outputs = [_body(clone, k)[1] for k in cuts]
     extractor = keras.Model(clone.inputs, outputs, name=f"{model.name}_cuts")
     freeze(extractor)
     return extractor

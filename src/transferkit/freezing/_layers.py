@@ -212,8 +212,6 @@ def _by_layer(model: Model, upto: Layer, argument: str, leaves: list[LeafLayer])
 
 def io_shapes(model: Model) -> tuple[tuple[Any, ...] | None, Any]:
     """The model's input shape (None if several) and output shape (subclassed models too)."""
-    import keras
-
     try:
         return (
             None if isinstance(model.input_shape, list) else tuple(model.input_shape),
