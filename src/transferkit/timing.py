@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import keras
@@ -81,12 +80,7 @@ class Timer:
     def __enter__(self) -> Timer:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
@@ -201,12 +195,7 @@ class EpochTimer(keras.callbacks.Callback):  # type: ignore[misc]
     @property
     def samples_per_second(self) -> float | None:
         """Training throughput over the recorded epochs, or `None` without `num_samples`."""
-        if self.num_samples is None or not self.epoch_seconds:
-            return None
-        elapsed = sum(self.epoch_seconds)
-        if elapsed <= 0.0:
-            return None
-        return float(self.num_samples * len(self.epoch_seconds) / elapsed)
+        return throughput(self.num_samples, self.epoch_seconds)
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Resets the recorded times and counts the model's parameters."""
@@ -331,6 +320,14 @@ def measure_inference(
         latency_ms_per_batch=float(best / len(batches) * 1000.0),
         samples_per_second=float(num_samples / best),
     )
+
+
+def throughput(num_samples: int | None, epoch_seconds: Sequence[float]) -> float | None:
+    """Training samples per second of epoch time; `None` without samples or epoch time."""
+    elapsed = sum(epoch_seconds)
+    if num_samples is None or elapsed <= 0.0:
+        return None
+    return float(num_samples * len(epoch_seconds) / elapsed)
 
 
 def count_params(model: Model) -> tuple[int, int]:

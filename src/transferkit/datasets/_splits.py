@@ -264,8 +264,8 @@ def subset_classes(
     if not mask.any():
         raise ValueError(
             f"None of the `classes` {wanted_ints} occurs in `y`; labels present in `y`: "
-            f"{np.unique(y_array).tolist()}. Check that `y` holds integer labels (not one-hot) and `classes` "
-            "uses the same numbering."
+            f"{np.unique(y_array).tolist()}. Check that `y` holds integer labels (not one-hot) "
+            "and `classes` uses the same numbering."
         )
     x_subset, y_subset = x_array[mask], y_array[mask]
     if relabel:

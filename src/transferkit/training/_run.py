@@ -20,7 +20,7 @@ from ..freezing._layers import ensure_built
 from ..strategies._l2sp import Penalty, attach_l2sp
 from ..strategies._phase import Phase
 from ..strategies._strategy import Strategy
-from ..timing import TrainingTiming, count_params
+from ..timing import TrainingTiming, count_params, throughput
 from ..types import Model
 from ._cache import CacheInfo, FeatureCache
 from ._data import ArrayData, check_class_weight, check_pair, default_loss
@@ -168,15 +168,10 @@ def timing_of(
 ) -> TrainingTiming:
     """The run's timing record from its epochs."""
     trainable, total_params = count_params(prepared)
-    epoch_seconds = runner.epoch_seconds
     return TrainingTiming(
         train_seconds=float(seconds),
-        epoch_seconds=tuple(epoch_seconds),
-        samples_per_second=(
-            len(train) * len(epoch_seconds) / sum(epoch_seconds)
-            if train is not None and sum(epoch_seconds) > 0
-            else None
-        ),
+        epoch_seconds=tuple(runner.epoch_seconds),
+        samples_per_second=throughput(None if train is None else len(train), runner.epoch_seconds),
         trainable_params=trainable,
         total_params=total_params,
     )
