@@ -227,9 +227,8 @@ class RunLog:
 
     def append(self, record: RunRecord) -> None:
         """Append one finished run as one line."""
-        entry = {"kind": "run", **record.to_dict()}
         try:
-            self._write(json.dumps(entry).encode() + b"\n")
+            self._write(json.dumps({"kind": "run", **record.to_dict()}).encode() + b"\n")
         except OSError as err:
             raise OSError(
                 err.errno,

@@ -128,5 +128,4 @@ def best_rates(
         value = mean_validation([r for r in runs if r.learning_rate == rate], metric)
         return -math.inf if math.isnan(value) else value
 
-    ranked = sorted(rates, key=lambda rate: -score(rate))  # stable: the grid order breaks ties
-    return ranked[:keep]
+    return sorted(rates, key=lambda rate: -score(rate))[:keep]  # stable: grid order breaks ties

@@ -281,11 +281,9 @@ def _allocate(counts: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.int64]:
     alloc: npt.NDArray[np.int64] = np.clip(np.floor(quota).astype(np.int64), 1, counts)
     while (total := int(alloc.sum())) != n:
         if total < n:
-            room = np.where(alloc < counts, quota - alloc, -np.inf)
-            alloc[int(np.argmax(room))] += 1
+            alloc[int(np.argmax(np.where(alloc < counts, quota - alloc, -np.inf)))] += 1
         else:
-            excess = np.where(alloc > 1, alloc - quota, -np.inf)
-            alloc[int(np.argmax(excess))] -= 1
+            alloc[int(np.argmax(np.where(alloc > 1, alloc - quota, -np.inf)))] -= 1
     return alloc
 
 
@@ -328,10 +326,9 @@ def stratified_subsample(
             f"number of samples ({len(x_array)}); received {n!r}."
         )
     rng = np.random.default_rng(seed)
-    alloc = _allocate(counts.astype(np.int64), int(n))
     chosen = [
         rng.choice(np.flatnonzero(inverse == index), size=int(k), replace=False)
-        for index, k in enumerate(alloc)
+        for index, k in enumerate(_allocate(counts.astype(np.int64), int(n)))
     ]
     indices = rng.permutation(np.concatenate(chosen))
     return x_array[indices], y_array[indices]

@@ -186,10 +186,9 @@ def _by_name(model: Model, upto: str, argument: str, leaves: list[LeafLayer]) ->
             f"No leaf layer named {upto!r} in model {model.name!r}. {_closest(upto, leaves)}"
         )
     if len(matches) > 1:
-        paths = ", ".join(repr(m.path) for m in matches)
         raise ValueError(
             f"`{argument}`={upto!r} is ambiguous: several leaf layers have that name "
-            f"({paths}). Pass the full path instead."
+            f"({', '.join(repr(m.path) for m in matches)}). Pass the full path instead."
         )
     return matches[0].index + 1
 

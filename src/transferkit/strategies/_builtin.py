@@ -137,8 +137,7 @@ class FeatureExtractor(BaseStrategy):
 
     def validate(self, model: Model) -> None:
         """Resolve `cut` on `model`, raising if it is invalid."""
-        k = self._cut(model)
-        if k >= len(leaf_layers(model)):
+        if self._cut(model) >= len(leaf_layers(model)):
             raise ValueError(
                 f"`cut` is at the output layer, so nothing would train. Received: cut={self.cut!r}"
             )

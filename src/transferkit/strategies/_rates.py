@@ -201,9 +201,8 @@ class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
     def get_config(self) -> dict[str, Any]:
         """The inner optimizer (serialised), the multipliers and the name."""
         config = {**self._inner_config, "global_clipnorm": self.global_clipnorm}
-        inner = self._inner_class.from_config(config)
         return {
-            "optimizer": keras.optimizers.serialize(inner),
+            "optimizer": keras.optimizers.serialize(self._inner_class.from_config(config)),
             "multipliers": dict(self.multipliers),
             "name": self.name,
         }
