@@ -91,8 +91,7 @@ def _copy_by_config(model: Model) -> Model | None:
 
 
 def _same_weights(source: Model, target: Model) -> bool:
-    src: list[Any] = list(source.weights)
-    dst: list[Any] = list(target.weights)
+    src, dst = list(source.weights), list(target.weights)
     return len(src) == len(dst) and all(
         tuple(a.shape) == tuple(b.shape) for a, b in zip(src, dst, strict=True)
     )
@@ -114,8 +113,7 @@ def same_layers(source: Model, target: Model) -> bool:
 
 def _copy_weights(source: Model, target: Model) -> None:
     """Assign every variable of `source` to `target`'s, backend to backend (no NumPy trip)."""
-    src: list[Any] = list(source.weights)
-    dst: list[Any] = list(target.weights)
+    src, dst = list(source.weights), list(target.weights)
     if not _same_weights(source, target):
         raise ValueError(
             f"Copy of model {source.name!r} has different weights than the original "

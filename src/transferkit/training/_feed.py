@@ -69,9 +69,8 @@ def predict_into(
             out[start:stop] = model.predict(x[start:stop], batch_size=batch_size, verbose=0)
         else:
             for i in range(start, stop, batch_size):
-                out[i : min(i + batch_size, stop)] = model.predict_on_batch(
-                    x[i : min(i + batch_size, stop)]
-                )
+                j = min(i + batch_size, stop)
+                out[i:j] = model.predict_on_batch(x[i:j])
         if isinstance(out, np.memmap):
             release_pages(out)
             release_pages(x)

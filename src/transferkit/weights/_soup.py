@@ -90,8 +90,7 @@ def soup(
         mixed = copy_model(models[0])
         assign(mixed, models[0], paths[0], average(paths[0], values, range(len(models))))
         return mixed
-    x, y = unpack_pair(validation, "validation")
-    return _greedy(models, paths, values, (x, y), batch_size)
+    return _greedy(models, paths, values, unpack_pair(validation, "validation"), batch_size)
 
 
 def _check_models(models: Any) -> list[Model]:
