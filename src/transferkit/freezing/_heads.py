@@ -21,6 +21,7 @@ _POOLING = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.Glob
 
 
 def _require_graph(model: Model, fn: str) -> None:
+    ensure_built(model)
     if not isinstance(model, keras.Sequential | keras.Model):
         raise ValueError(f"`{fn}` needs a Functional or Sequential model.")
     try:
@@ -196,7 +197,6 @@ def replace_head(
     assert binary.layers[-1].activation.__name__ == "sigmoid"
     ```
     """
-    ensure_built(model)
     _require_graph(model, "replace_head")
     model = _select_output(model, output, "replace_head")
     num_classes = check_positive_int(num_classes, "num_classes")
@@ -275,7 +275,6 @@ def as_feature_extractor(
     assert extractor.output_shape == (None, 16) and not extractor.trainable_weights
     ```
     """
-    ensure_built(model)
     _require_graph(model, "as_feature_extractor")
     model = _select_output(model, output, "as_feature_extractor")
     if pooling not in (None, *_POOLING):
@@ -319,7 +318,6 @@ def cut_outputs(model: Model, cuts: Sequence[int], fn: str) -> Model:
 
     `model` is not mutated (the outputs are those of a copy).
     """
-    ensure_built(model)
     _require_graph(model, fn)
     clone = copy_model(model)
     outputs = [_body(clone, k)[1] for k in cuts]

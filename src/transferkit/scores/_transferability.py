@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _serial
 from .._labels import to_labels
-from .._validate import check_choice, check_positive_int, sample_count, unpack_pair
+from .._validate import check_choice, check_lengths, check_positive_int, sample_count, unpack_pair
 from ..freezing import leaf_layers
 from ..freezing._heads import cut_outputs, resolve_cut
 from ..freezing._layers import Boundary, ensure_built
@@ -234,11 +234,7 @@ def _target_data(data: Any) -> tuple[Any, np.ndarray[Any, Any]]:
     x, y = unpack_pair(data, "data")
     n = sample_count(x, finite=True)
     labels, _ = to_labels(y, "y")
-    if len(labels) != n:
-        raise ValueError(
-            "`x` and `y` must have the same number of samples. "
-            f"Received: len(x)={n}, len(y)={len(labels)}"
-        )
+    check_lengths("x", n, "y", len(labels))
     if len(np.unique(labels)) < 2:
         raise ValueError(
             "`y` must hold at least two classes: transferability scores how well features "
