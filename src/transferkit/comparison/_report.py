@@ -148,13 +148,18 @@ def _rates_section(comparison: ComparisonView) -> list[str]:
 def _runs_table(comparison: ComparisonView) -> str:
     rows = [
         [
-            run.strategy, str(run.seed), _number(run.metrics.accuracy),
-            _number(run.metrics.f1_macro), _number(run.timing.train_seconds, 2), str(run.epochs),
-            "used" if run.cache.used else "not used", _number(run.resumed),
+            run.strategy,
+            str(run.seed),
+            _number(run.metrics.accuracy),
+            _number(run.metrics.f1_macro),
+            _number(run.timing.train_seconds, 2),
+            str(run.epochs),
+            "used" if run.cache.used else "not used",
+            _number(run.resumed),
             "–" if run.learning_rate is None else f"{run.learning_rate:g}",
         ]
         for run in comparison.runs
-    ]  # fmt: skip
+    ]
     return _table(RUN_COLUMNS, rows, "runs")
 
 

@@ -196,8 +196,15 @@ def transferability(
     x, labels = _target_data(data)
     plans = [(name, m, _cut_indices(m, cuts)) for name, m in named]  # all checked first
     rows: list[TransferabilityRow] = []
-    for name, m, ks in plans:
-        rows += _score_model(name, m, ks, (x, labels), score, pooling, batch_size)
+    for name, m, ks in plans:  # one forward pass for every cut of a model, then a score per cut
+        extractor, leaves = cut_outputs(m, ks, "transferability"), leaf_layers(m)
+        with Timer() as forward:
+            features = _features(extractor, x, len(labels), batch_size, pooling)
+        for k, f in zip(ks, features, strict=True):
+            with Timer() as timer:
+                value = score(f, labels)
+            dim, path, seconds = int(f.shape[1]), leaves[k - 1].path, timer.seconds
+            rows.append(TransferabilityRow(name, path, k, dim, value, seconds, forward.seconds))
     return TransferabilityTable(method, pooling, len(labels), len(np.unique(labels)), tuple(rows))
 
 
@@ -260,32 +267,6 @@ def _cut_indices(model: Model, cuts: Any) -> list[int]:
             f"for the default cuts. Received: cuts={cuts!r}"
         )
     return sorted({resolve_cut(model, cut, "transferability") for cut in items})
-
-
-def _score_model(
-    name: str,
-    model: Model,
-    ks: list[int],
-    data: tuple[Any, np.ndarray[Any, Any]],
-    score: Callable[[Any, Any], float],
-    pooling: str | None,
-    batch_size: int,
-) -> list[TransferabilityRow]:
-    """One forward pass for every cut of `model`, then one score per cut."""
-    x, labels = data
-    extractor = cut_outputs(model, ks, "transferability")
-    leaves = leaf_layers(model)
-    with Timer() as forward:
-        features = _features(extractor, x, len(labels), batch_size, pooling)
-    rows = []
-    for k, f in zip(ks, features, strict=True):
-        with Timer() as timer:
-            value = score(f, labels)
-        dim, seconds = int(f.shape[1]), timer.seconds
-        rows.append(
-            TransferabilityRow(name, leaves[k - 1].path, k, dim, value, seconds, forward.seconds)
-        )
-    return rows
 
 
 def _features(

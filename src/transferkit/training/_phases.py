@@ -271,18 +271,6 @@ class PhaseRunner:
             give_back(callbacks)
         return_free_memory()
         self.epoch_seconds.extend(timer.epoch_seconds)
-        return self._record(index, phase, optimizer, fit, history, stopper, start)
-
-    def _record(
-        self,
-        index: int,
-        phase: Phase,
-        optimizer: Any,
-        fit: _FitPlan,
-        history: Any,
-        stopper: Any,
-        start: float,
-    ) -> tuple[PhaseRecord, dict[str, list[float]]]:
         epochs = len(history.epoch)
         best = stopped = None
         if stopper is not None and stopper.best is not None:
