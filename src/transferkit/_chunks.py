@@ -12,9 +12,12 @@ from __future__ import annotations
 import ctypes
 import mmap
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
+
+Array: TypeAlias = "np.ndarray[Any, Any]"
+"""A NumPy array of any shape and dtype (memmaps included)."""
 
 CHUNK_BYTES = 64 * 2**20
 """Bytes of an array read per step when hashing or checking it."""

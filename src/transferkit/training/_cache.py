@@ -12,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 import keras
 import numpy as np
 
 from .. import _serial
-from .._chunks import hash_arrays, return_free_memory
+from .._chunks import Array, hash_arrays, return_free_memory
 from ..freezing._layers import children
 from ..types import Layer, Model
 from ._feed import predict_into
@@ -117,7 +116,7 @@ class FeatureCache:
     cache_dir: str | os.PathLike[str] | None = None
     spill: bool = True
     deterministic: bool = False
-    entries: dict[str, dict[str, np.ndarray[Any, Any]]] = field(default_factory=dict)
+    entries: dict[str, dict[str, Array]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._disk = SpillDir(check_cache_dir(self.cache_dir))
@@ -225,7 +224,7 @@ def _is_reshape(layer: Layer) -> bool:
     return isinstance(layer, keras.layers.Flatten) and layer.data_format == "channels_last"
 
 
-def _prefix_keys(layers: list[Layer], arrays: dict[str, np.ndarray[Any, Any]]) -> list[str]:
+def _prefix_keys(layers: list[Layer], arrays: dict[str, Array]) -> list[str]:
     """`keys[j]`: the key of the activations of `layers[: j + 1]` on *every byte* of the data.
 
     Keys chain the data, then each layer's type and weights. Layers that only reshape
@@ -247,7 +246,7 @@ def _prefix_keys(layers: list[Layer], arrays: dict[str, np.ndarray[Any, Any]]) -
     return keys
 
 
-def _reshaped(a: np.ndarray[Any, Any], shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+def _reshaped(a: Array, shape: tuple[int, ...]) -> Array:
     """`a` as `(len(a), *shape)`: a view (same buffer), since cached arrays are contiguous."""
     return a if a.shape[1:] == shape else a.reshape(len(a), *shape)
 
@@ -256,10 +255,10 @@ def _source(
     prefix: Model,
     layers: list[Layer],
     base: int,
-    arrays: dict[str, np.ndarray[Any, Any]],
+    arrays: dict[str, Array],
     store: FeatureCache,
     keys: list[str],
-) -> tuple[dict[str, np.ndarray[Any, Any]], Model]:
+) -> tuple[dict[str, Array], Model]:
     """What to run to get the prefix's activations: the data through the whole prefix, or
     the cached activations of its first `base` layers through the layers after them."""
     if base == 0:
@@ -276,15 +275,11 @@ class CachePlan:
     prefix: Model
     remainder: Model
     info: CacheInfo
-    features: dict[str, np.ndarray[Any, Any]]
+    features: dict[str, Array]
 
 
 def plan_cache(
-    model: Model,
-    arrays: dict[str, np.ndarray[Any, Any]],
-    *,
-    cache: FeatureCache | None,
-    batch_size: int,
+    model: Model, arrays: dict[str, Array], *, cache: FeatureCache | None, batch_size: int
 ) -> CachePlan | CacheInfo:
     """Split `model` and compute (or reuse) the prefix activations for each array.
 
@@ -351,7 +346,7 @@ def _refusal(store: FeatureCache, spill: bool, over: str, total: int) -> str:
 def _fill(
     store: FeatureCache,
     key: str,
-    source: tuple[dict[str, np.ndarray[Any, Any]], Model],
+    source: tuple[dict[str, Array], Model],
     feature_shape: tuple[int, ...],
     batch_size: int,
     spill: bool,
