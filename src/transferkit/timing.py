@@ -12,8 +12,7 @@ import keras
 import numpy as np
 
 from . import _serial
-from ._machine import MachineInfo as MachineInfo
-from ._machine import machine_info as machine_info
+from ._machine import MachineInfo, machine_info
 from ._validate import check_positive_int, sample_count
 from .types import Model
 

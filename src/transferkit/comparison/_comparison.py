@@ -211,14 +211,12 @@ class Comparison:
             )
         base = {run.seed: run.value(metric) for run in self.runs_of(baseline)}
         rows = []
-        for strategy in self.strategies:
-            diffs = [
-                r.value(metric) - base[r.seed] for r in self.runs_of(strategy) if r.seed in base
-            ]
-            if strategy != baseline and diffs:
+        for s in self.strategies:
+            diffs = [r.value(metric) - base[r.seed] for r in self.runs_of(s) if r.seed in base]
+            if s != baseline and diffs:
                 name = f"{metric}_gain_vs_{baseline}"
                 stats = summarize(diffs, metric_bounds(name))
-                rows.append(SummaryRow(strategy, name, len(diffs), *stats))
+                rows.append(SummaryRow(s, name, len(diffs), *stats))
         return tuple(rows)
 
     def soup(

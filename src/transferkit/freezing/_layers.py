@@ -212,10 +212,8 @@ def _by_layer(model: Model, upto: Layer, argument: str, leaves: list[LeafLayer])
 def io_shapes(model: Model) -> tuple[tuple[Any, ...] | None, Any]:
     """The model's input shape (None if several) and output shape (subclassed models too)."""
     try:
-        return (
-            None if isinstance(model.input_shape, list) else tuple(model.input_shape),
-            model.output_shape,
-        )
+        shape = model.input_shape
+        return (None if isinstance(shape, list) else tuple(shape)), model.output_shape
     except (AttributeError, ValueError):
         pass
     shapes = getattr(model, "_build_shapes_dict", None) or {}
