@@ -177,9 +177,7 @@ class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
             if not self.built:
                 with keras.name_scope(self.name, caller=self):
                     self.build(trainable_variables)
-        grads = list(grads)
-        if self.global_clipnorm:
-            grads = self._clip_gradients(grads)
+        grads = self._clip_gradients(list(grads)) if self.global_clipnorm else list(grads)
         split: list[tuple[list[Any], list[Any]]] = [([], []) for _ in self.groups]
         for grad, var in zip(grads, trainable_variables, strict=True):
             index = self._group_of[self._var_key(var)]

@@ -201,14 +201,11 @@ class PhaseRunner:
         assert self.train is not None
         if plan.info.location == "disk":
             size = self.settings.batch_size
+            # The order's seed is fixed before `fit` re-seeds: the same for every backend.
+            seed = (self.seed + index) if self.seed is not None else int(np.random.randint(2**31))
+            y_val = None if self.validation is None else self.validation.y
             x, val = stream_fit_data(
-                plan.features,
-                self.train.y,
-                None if self.validation is None else self.validation.y,
-                size,
-                max(size, VALIDATION_BATCH_SIZE),
-                # The order's seed is fixed before `fit` re-seeds: the same for every backend.
-                (self.seed + index) if self.seed is not None else int(np.random.randint(2**31)),
+                plan.features, self.train.y, y_val, size, max(size, VALIDATION_BATCH_SIZE), seed
             )
             return _FitPlan(plan.remainder, x, None, val, plan.info, cached=True, streamed=True)
         if self.validation is not None:
