@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -45,10 +46,8 @@ def release_pages(array: Any) -> None:
     advice = getattr(mmap, "MADV_DONTNEED", None)
     if mapping is None or advice is None or mapping.closed:
         return
-    try:
+    with suppress(OSError, ValueError):  # an unsupported mapping: the pages stay, nothing breaks
         mapping.madvise(advice)
-    except (OSError, ValueError):  # an unsupported mapping: the pages stay, nothing breaks
-        pass
 
 
 def return_free_memory() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
@@ -211,11 +212,9 @@ def _by_layer(model: Model, upto: Layer, argument: str, leaves: list[LeafLayer])
 
 def io_shapes(model: Model) -> tuple[tuple[Any, ...] | None, Any]:
     """The model's input shape (None if several) and output shape (subclassed models too)."""
-    try:
+    with suppress(AttributeError, ValueError):  # a subclassed model may not know its shapes
         shape = model.input_shape
         return (None if isinstance(shape, list) else tuple(shape)), model.output_shape
-    except (AttributeError, ValueError):
-        pass
     shapes = getattr(model, "_build_shapes_dict", None) or {}
     if len(shapes) != 1 or not isinstance(next(iter(shapes.values())), tuple | list):
         raise ValueError(
