@@ -239,10 +239,8 @@ class PhaseRunner:
         start = time.perf_counter()
         apply_phase(self.prepared, phase)
         fit = self._fit_plan(index)
-        compile_kwargs = dict(self.compile_kwargs)
-        if fit.steps is not None:
-            compile_kwargs["steps_per_execution"] = fit.steps
-        fit.trained.compile(optimizer=optimizer, **compile_kwargs)
+        steps = {} if fit.steps is None else {"steps_per_execution": fit.steps}
+        fit.trained.compile(optimizer=optimizer, **{**self.compile_kwargs, **steps})
         if self.seed is not None:
             # Re-seed right before `fit` (offset per phase): computing cached activations may
             # draw from the backend's RNG, and training must not depend on whether it ran.
