@@ -201,8 +201,7 @@ class EpochTimer(keras.callbacks.Callback):  # type: ignore[misc]
         self.epoch_seconds = []
         self.train_seconds = 0.0
         self._epoch = Timer()
-        model = getattr(self, "model", None)
-        if model is not None:
+        if (model := getattr(self, "model", None)) is not None:
             self.trainable_params, self.total_params = count_params(model)
         self._train.start()
 

@@ -156,8 +156,7 @@ class RunLog:
 
     def _verify(self, raw: bytes) -> dict[RunKey, RunRecord]:
         first, records, good_end = _parse(raw, f"`output` file {str(self.path)!r}")
-        differ = _diff(first, self.header)
-        if differ:
+        if differ := _diff(first, self.header):
             shown = "; ".join(
                 f"{k}: {_show(a)} in the file, {_show(b)} now" for k, a, b in differ[:4]
             )

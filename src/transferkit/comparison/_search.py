@@ -69,8 +69,7 @@ def resolve_grids(
             )
         grids = {s.name: auto_grid(s, settings) for s in strategies}
     elif isinstance(learning_rates, Mapping):
-        unknown = [label for label in learning_rates if label not in names]
-        if unknown:
+        if unknown := [label for label in learning_rates if label not in names]:
             raise ValueError(
                 f"`learning_rates` names {unknown[0]!r}, which is not a strategy of this "
                 f"comparison. Strategies: {names}.{did_you_mean(unknown[0], names)}"

@@ -39,8 +39,7 @@ def copy_model(model: Model, *, dtype_policy: str | None = None) -> Model:
     """
     ensure_built(model)
     if dtype_policy is None and has_own_config(model):
-        twin = _copy_by_config(model)
-        if twin is not None:
+        if (twin := _copy_by_config(model)) is not None:
             return twin
     try:
         if dtype_policy is None:

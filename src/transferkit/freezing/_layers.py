@@ -122,8 +122,7 @@ def leaf_layers(model: Model) -> list[LeafLayer]:
 
 def _closest(name: str, leaves: list[LeafLayer]) -> str:
     candidates = [leaf.name for leaf in leaves] + [leaf.path for leaf in leaves]
-    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
-    if close:
+    if close := difflib.get_close_matches(name, candidates, n=3, cutoff=0.5):
         return "Did you mean " + " or ".join(repr(c) for c in dict.fromkeys(close)) + "?"
     shown = ", ".join(repr(leaf.path) for leaf in leaves[:12])
     more = f" (and {len(leaves) - 12} more)" if len(leaves) > 12 else ""
@@ -200,8 +199,7 @@ def _by_layer(model: Model, upto: Layer, argument: str, leaves: list[LeafLayer])
         if leaf.layer is upto:
             return leaf.index + 1
     if isinstance(upto, keras.Model):
-        inner = [leaf for leaf in leaves if any(c is upto for c in leaf.containers)]
-        if inner:
+        if inner := [leaf for leaf in leaves if any(c is upto for c in leaf.containers)]:
             return inner[-1].index + 1
     raise ValueError(
         f"`{argument}` is the layer {upto.name!r}, which is not a layer of model "

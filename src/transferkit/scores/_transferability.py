@@ -224,8 +224,7 @@ def _named_models(model: Any) -> list[tuple[str, Model]]:
     if not items:
         raise ValueError(f"`model` must hold at least one model. Received: model={model!r}")
     names = [name for name, _ in items]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
+    if twice := sorted({n for n in names if names.count(n) > 1}):
         raise ValueError(
             f"Two models are named {twice[0]!r}, so their rows could not be told apart. Pass "
             "a mapping `{name: model}` with distinct names. Received: models named "

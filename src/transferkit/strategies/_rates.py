@@ -180,8 +180,7 @@ class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
         grads = self._clip_gradients(list(grads)) if self.global_clipnorm else list(grads)
         split: list[tuple[list[Any], list[Any]]] = [([], []) for _ in self.groups]
         for grad, var in zip(grads, trainable_variables, strict=True):
-            index = self._group_of[self._var_key(var)]
-            if index >= 0 and grad is not None:
+            if (index := self._group_of[self._var_key(var)]) >= 0 and grad is not None:
                 split[index][0].append(grad)
                 split[index][1].append(var)
         for group, (sub_grads, sub_vars) in zip(self.groups, split, strict=True):

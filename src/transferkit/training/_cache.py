@@ -298,8 +298,7 @@ def plan_cache(
         f"the activations take {total / 2**20:.0f} MiB, over the cache's memory budget of "
         f"{store.budget_bytes / 2**20:.0f} MiB"
     )
-    refusal = _refusal(store, spill, over, total)
-    if refusal:
+    if refusal := _refusal(store, spill, over, total):
         return CacheInfo(used=False, reason=refusal, prefix_layers=k, feature_shape=feature_shape)
     # The last layer's output in `model`'s graph: a nested model's `.output` is its own graph's.
     end = prefix_layers[-1]._inbound_nodes[0].output_tensors[0]

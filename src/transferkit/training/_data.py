@@ -251,8 +251,8 @@ def _as_arrays(data: Any, name: str) -> tuple[np.ndarray[Any, Any], np.ndarray[A
 def _check_inputs(x: np.ndarray[Any, Any], name: str, model: Model) -> None:
     """Refuse NaN/inf inputs and a per-sample shape the model cannot take."""
     if np.issubdtype(x.dtype, np.floating):
-        bad = count_nonfinite(x)  # chunk by chunk: x may be a memmap larger than memory
-        if bad:
+        # chunk by chunk: x may be a memmap larger than memory
+        if bad := count_nonfinite(x):
             raise ValueError(
                 f"`{name}` inputs contain {bad} NaN or infinite values; clean or impute them "
                 "before training."
@@ -343,8 +343,7 @@ def check_class_weight(class_weight: Any, model: Model) -> None:
     if class_weight is None:
         return
     n = max(output_units(model), 2)
-    outside = sorted(int(k) for k in class_weight if int(k) >= n)
-    if outside:
+    if outside := sorted(int(k) for k in class_weight if int(k) >= n):
         raise ValueError(
             f"`class_weight` has keys {outside} but the model predicts {n} classes "
             f"(ids 0..{n - 1})."

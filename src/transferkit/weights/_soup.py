@@ -106,8 +106,7 @@ def soup(
         # The values of model `j` live under the paths of model `j`; `check_same` made the
         # paths equal, so `paths[best]` names the variables of every model.
         assign(mixed, models[best], paths[best], average(paths[best], values, [*chosen, i]))
-        candidate = accuracy(mixed)
-        if candidate >= score:
+        if (candidate := accuracy(mixed)) >= score:
             chosen, score = [*chosen, i], candidate
     assign(mixed, models[best], paths[best], average(paths[best], values, chosen))
     return mixed
