@@ -249,23 +249,6 @@ def _reshaped(a: Array, shape: tuple[int, ...]) -> Array:
     return a if a.shape[1:] == shape else a.reshape(len(a), *shape)
 
 
-def _source(
-    prefix: Model,
-    layers: list[Layer],
-    base: int,
-    arrays: dict[str, Array],
-    store: FeatureCache,
-    keys: list[str],
-) -> tuple[dict[str, Array], Model]:
-    """What to run to get the prefix's activations: the data through the whole prefix, or
-    the cached activations of its first `base` layers through the layers after them."""
-    if base == 0:
-        return arrays, prefix
-    shape = tuple(int(d) for d in layers[base - 1].output.shape[1:])
-    cached = {name: _reshaped(a, shape) for name, a in store.entries[keys[base - 1]].items()}
-    return cached, keras.Sequential([keras.Input(shape=shape), *layers[base:]])
-
-
 @dataclass(frozen=True)
 class CachePlan:
     """A model split into a cached prefix and a trainable remainder."""
@@ -309,7 +292,13 @@ def plan_cache(
     base = next((j for j in range(k, 0, -1) if keys[j - 1] in store.entries), 0)
     seconds = 0.0
     if not shared:
-        source = _source(prefix, prefix_layers, base, arrays, store, keys)
+        # Run the data through the whole prefix, or the cached activations of its first `base`
+        # layers through the layers after them (a shorter prefix cached by an earlier run).
+        source = arrays, prefix
+        if base:
+            shape = tuple(int(d) for d in prefix_layers[base - 1].output.shape[1:])
+            cached = {n: _reshaped(a, shape) for n, a in store.entries[keys[base - 1]].items()}
+            source = cached, keras.Sequential([keras.Input(shape=shape), *prefix_layers[base:]])
         seconds = _fill(store, keys[-1], source, feature_shape, max(batch_size, 256), spill)
     return_free_memory()
     features = {name: _reshaped(a, feature_shape) for name, a in store.entries[keys[-1]].items()}
