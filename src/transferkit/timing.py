@@ -311,12 +311,9 @@ def measure_inference(
     for _ in range(warmup):
         run_once()
     best = max(min(run_once() for _ in range(repeats)), 1e-12)
+    # batch_size, num_samples, seconds, latency_ms_per_batch, samples_per_second
     return InferenceTiming(
-        batch_size=batch_size,
-        num_samples=num_samples,
-        seconds=float(best),
-        latency_ms_per_batch=float(best / len(batches) * 1000.0),
-        samples_per_second=float(num_samples / best),
+        batch_size, num_samples, float(best), best / len(batches) * 1000.0, num_samples / best
     )
 
 

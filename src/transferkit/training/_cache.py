@@ -190,8 +190,7 @@ def _linear_chain(model: Model) -> list[Layer] | None:
 
 def frozen_prefix(model: Model) -> tuple[int, str]:
     """How many leading top-level layers can be cached, and the reason for that number."""
-    layers = _linear_chain(model)
-    if layers is None:
+    if (layers := _linear_chain(model)) is None:
         return 0, "the model is not a single-input chain of layers, so no prefix can be cut off"
     k = 0
     reason = "every layer is frozen"

@@ -159,8 +159,7 @@ def make_early_stopping(early_stopping: Any) -> keras.callbacks.EarlyStopping | 
 
 def early_stopping_config(early_stopping: Any) -> dict[str, Any] | None:
     """A JSON description of an early-stopping setting (for records and fingerprints)."""
-    stopper = make_early_stopping(early_stopping)
-    if stopper is None:
+    if (stopper := make_early_stopping(early_stopping)) is None:
         return None
     return {
         "monitor": stopper.monitor,
