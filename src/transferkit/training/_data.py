@@ -148,6 +148,7 @@ def check_pair(
     """`check_data` for training and validation data, plus one label format for both."""
     train_arrays = check_data(train, "train", model)
     val_arrays = None if validation is None else check_data(validation, "validation", model)
+    # An `ArrayData` is never empty (`_as_arrays` refuses that): true means "arrays were given".
     if train_arrays and val_arrays and train_arrays.one_hot != val_arrays.one_hot:
         kinds = {True: "one-hot", False: "integer class ids"}
         raise ValueError(
