@@ -12,9 +12,13 @@ from __future__ import annotations
 import ctypes
 import mmap
 from collections.abc import Iterator, Sequence
-from typing import Any
+from contextlib import suppress
+from typing import Any, TypeAlias
 
 import numpy as np
+
+Array: TypeAlias = "np.ndarray[Any, Any]"
+"""A NumPy array of any shape and dtype (memmaps included)."""
 
 CHUNK_BYTES = 64 * 2**20
 """Bytes of an array read per step when hashing or checking it."""
@@ -42,10 +46,8 @@ def release_pages(array: Any) -> None:
     advice = getattr(mmap, "MADV_DONTNEED", None)
     if mapping is None or advice is None or mapping.closed:
         return
-    try:
+    with suppress(OSError, ValueError):  # an unsupported mapping: the pages stay, nothing breaks
         mapping.madvise(advice)
-    except (OSError, ValueError):  # an unsupported mapping: the pages stay, nothing breaks
-        pass
 
 
 def return_free_memory() -> None:

@@ -41,8 +41,7 @@ def to_labels(y: npt.ArrayLike, arg: str) -> tuple[IntArray, int | None]:
         return np.argmax(arr, axis=1).astype(np.int64), int(arr.shape[1])
     arr = arr.reshape(-1)
     if np.issubdtype(arr.dtype, np.inexact):
-        bad = ~np.isfinite(arr) | (arr != np.round(arr))
-        if np.any(bad):
+        if np.any(bad := ~np.isfinite(arr) | (arr != np.round(arr))):
             raise ValueError(
                 f"`{arg}` must contain integer class labels. Received: {int(np.sum(bad))} "
                 f"non-integer or NaN/inf values, e.g. {arr[bad][:3].tolist()}. "
@@ -89,8 +88,7 @@ def check_labels(labels: IntArray, width: int | None, num_classes: int, arg: str
             f"Expected shape (n, {num_classes}) or integer labels of shape (n,). "
             f"Received: {arg}.shape=(n, {width})"
         )
-    out = (labels < 0) | (labels >= num_classes)
-    if np.any(out):
+    if np.any(out := (labels < 0) | (labels >= num_classes)):
         raise ValueError(
             f"`{arg}` labels must be in the range [0, {num_classes}) for {num_classes} classes. "
             f"Received: {int(np.sum(out))} labels out of range, e.g. {labels[out][:3].tolist()}"

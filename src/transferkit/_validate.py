@@ -58,6 +58,15 @@ def check_list(
         raise ValueError(f"`{arg}` must be {allowed}, or None. Received: {arg}={value!r}")
 
 
+def check_lengths(a: str, len_a: int, b: str, len_b: int) -> None:
+    """Raise a Keras-style `ValueError` unless `a` and `b` have as many samples as each other."""
+    if len_a != len_b:
+        raise ValueError(
+            f"`{a}` and `{b}` must have the same number of samples. "
+            f"Received: len({a})={len_a}, len({b})={len_b}"
+        )
+
+
 def check_epochs(epochs: Any) -> None:
     """Raise `ValueError` unless `epochs` is None or a positive int (NumPy ints included)."""
     if epochs is not None:
@@ -102,8 +111,6 @@ def sample_count(x: Any, *, finite: bool = False) -> int:
 
 def check_learning_rate(learning_rate: Any) -> None:
     """Refuse a learning rate that is not a finite number > 0 or a schedule (None: default)."""
-    import keras
-
     if learning_rate is None or isinstance(
         learning_rate, keras.optimizers.schedules.LearningRateSchedule
     ):

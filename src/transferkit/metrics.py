@@ -17,7 +17,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 
 from . import _serial
 from ._labels import check_class_names, check_labels, class_names_for, to_labels
-from ._validate import as_numpy, check_positive_int, sample_count
+from ._validate import as_numpy, check_lengths, check_positive_int, sample_count
 from .freezing._layers import output_activation, output_units
 from .training._feed import predict
 from .types import IntArray, Model
@@ -188,11 +188,7 @@ def metrics_from_predictions(
     """
     true_labels, true_width = to_labels(y_true, "y_true")
     pred_labels, pred_width = to_labels(y_pred, "y_pred")
-    if true_labels.shape[0] != pred_labels.shape[0]:
-        raise ValueError(
-            "`y_true` and `y_pred` must have the same number of samples. "
-            f"Received: len(y_true)={true_labels.shape[0]}, len(y_pred)={pred_labels.shape[0]}"
-        )
+    check_lengths("y_true", true_labels.shape[0], "y_pred", pred_labels.shape[0])
     names = check_class_names(class_names)
     if num_classes is not None:
         num_classes = check_positive_int(num_classes, "num_classes")
@@ -259,11 +255,7 @@ def evaluate(
     batch_size = check_positive_int(batch_size, "batch_size")
     num_x = sample_count(x, finite=True)
     y_labels, y_width = to_labels(y, "y")
-    if num_x != y_labels.shape[0]:
-        raise ValueError(
-            "`x` and `y` must have the same number of samples. "
-            f"Received: len(x)={num_x}, len(y)={y_labels.shape[0]}"
-        )
+    check_lengths("x", num_x, "y", y_labels.shape[0])
     names = check_class_names(class_names)
     try:  # fail before predicting when the output width is known
         num_classes: int | None = max(output_units(model), 2)

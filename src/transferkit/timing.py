@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import keras
 import numpy as np
 
 from . import _serial
-from ._machine import MachineInfo as MachineInfo
-from ._machine import machine_info as machine_info
+from ._machine import MachineInfo, machine_info
 from ._validate import check_positive_int, sample_count
 from .types import Model
 
@@ -81,12 +79,7 @@ class Timer:
     def __enter__(self) -> Timer:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
@@ -201,20 +194,14 @@ class EpochTimer(keras.callbacks.Callback):  # type: ignore[misc]
     @property
     def samples_per_second(self) -> float | None:
         """Training throughput over the recorded epochs, or `None` without `num_samples`."""
-        if self.num_samples is None or not self.epoch_seconds:
-            return None
-        elapsed = sum(self.epoch_seconds)
-        if elapsed <= 0.0:
-            return None
-        return float(self.num_samples * len(self.epoch_seconds) / elapsed)
+        return throughput(self.num_samples, self.epoch_seconds)
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         """Resets the recorded times and counts the model's parameters."""
         self.epoch_seconds = []
         self.train_seconds = 0.0
         self._epoch = Timer()
-        model = getattr(self, "model", None)
-        if model is not None:
+        if (model := getattr(self, "model", None)) is not None:
             self.trainable_params, self.total_params = count_params(model)
         self._train.start()
 
@@ -324,13 +311,18 @@ def measure_inference(
     for _ in range(warmup):
         run_once()
     best = max(min(run_once() for _ in range(repeats)), 1e-12)
+    # batch_size, num_samples, seconds, latency_ms_per_batch, samples_per_second
     return InferenceTiming(
-        batch_size=batch_size,
-        num_samples=num_samples,
-        seconds=float(best),
-        latency_ms_per_batch=float(best / len(batches) * 1000.0),
-        samples_per_second=float(num_samples / best),
+        batch_size, num_samples, float(best), best / len(batches) * 1000.0, num_samples / best
     )
+
+
+def throughput(num_samples: int | None, epoch_seconds: Sequence[float]) -> float | None:
+    """Training samples per second of epoch time; `None` without samples or epoch time."""
+    elapsed = sum(epoch_seconds)
+    if num_samples is None or elapsed <= 0.0:
+        return None
+    return float(num_samples * len(epoch_seconds) / elapsed)
 
 
 def count_params(model: Model) -> tuple[int, int]:

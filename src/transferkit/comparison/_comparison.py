@@ -211,14 +211,12 @@ class Comparison:
             )
         base = {run.seed: run.value(metric) for run in self.runs_of(baseline)}
         rows = []
-        for strategy in self.strategies:
-            diffs = [
-                r.value(metric) - base[r.seed] for r in self.runs_of(strategy) if r.seed in base
-            ]
-            if strategy != baseline and diffs:
+        for s in self.strategies:
+            diffs = [r.value(metric) - base[r.seed] for r in self.runs_of(s) if r.seed in base]
+            if s != baseline and diffs:
                 name = f"{metric}_gain_vs_{baseline}"
                 stats = summarize(diffs, metric_bounds(name))
-                rows.append(SummaryRow(strategy, name, len(diffs), *stats))
+                rows.append(SummaryRow(s, name, len(diffs), *stats))
         return tuple(rows)
 
     def soup(
@@ -316,24 +314,10 @@ class Comparison:
         head = "| strategy | runs | " + " | ".join(rate_column + metrics) + " |"
         lines = [head, "|" + "---|" * (len(metrics) + len(rate_column) + 2)]
         for strategy in self.strategies:
-            cells = []
-            for metric in metrics:
-                row = summary.get((strategy, metric))
-                if row is None:
-                    cells.append("—")
-                    continue
-                digits = 1 if metric == "train_seconds" else 4
-                cell = f"{row.mean:.{digits}f}"
-                if row.n > 1:
-                    cell += (
-                        f" ± {row.std:.{digits}f} "
-                        f"[{row.ci95_low:.{digits}f}, {row.ci95_high:.{digits}f}]"
-                    )
-                cells.append(cell)
-            n = len(self.runs_of(strategy))
+            cells = [_markdown_cell(summary.get((strategy, metric)), metric) for metric in metrics]
             if grids:
                 cells.insert(0, self.rate_text(strategy))
-            lines.append(f"| {strategy} | {n} | " + " | ".join(cells) + " |")
+            lines.append(f"| {strategy} | {len(self.runs_of(strategy))} | {' | '.join(cells)} |")
         return "\n".join(lead) + "\n\n" + "\n".join(lines)
 
     def __str__(self) -> str:
@@ -397,3 +381,14 @@ class Comparison:
         from ._plots import plot_tradeoff
 
         return plot_tradeoff(self.chosen_runs, path, metric=metric)
+
+
+def _markdown_cell(row: SummaryRow | None, metric: str) -> str:
+    """`mean ± std [95% CI]` of a summary row: the mean alone for one run, `—` for none."""
+    if row is None:
+        return "—"
+    digits = 1 if metric == "train_seconds" else 4
+    cell = f"{row.mean:.{digits}f}"
+    if row.n < 2:
+        return cell
+    return f"{cell} ± {row.std:.{digits}f} [{row.ci95_low:.{digits}f}, {row.ci95_high:.{digits}f}]"

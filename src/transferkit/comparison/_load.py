@@ -65,8 +65,7 @@ def load_comparison(path: PathLike | Sequence[PathLike]) -> Comparison:
     if not paths:
         raise ValueError("`path` is empty: pass a log file written with `output=`.")
     logs = [RunLog.read(p) for p in paths]
-    fingerprints = {header.get("fingerprint") for header, _ in logs}
-    if len(fingerprints) != 1:
+    if len({header.get("fingerprint") for header, _ in logs}) != 1:
         raise ValueError(
             f"The logs {[str(p) for p in paths]} come from different configurations, starting "
             "weights or data (their fingerprints differ), so their runs cannot be combined."

@@ -47,8 +47,7 @@ def plot_history(runs: Sequence[RunRecord], path: str | Path | None, *, metric: 
     for ax, strategy in zip(axes, strategies, strict=False):
         group = groups[strategy]
         for key, label in ((metric, f"train {metric}"), (f"val_{metric}", f"val {metric}")):
-            curves = [run.history[key] for run in group if key in run.history]
-            if curves:
+            if curves := [run.history[key] for run in group if key in run.history]:
                 mean = [sum(points) / len(points) for points in zip(*curves, strict=False)]
                 ax.plot(range(1, len(mean) + 1), mean, marker="o", ms=3, label=label)
         ax.set_title(f"{strategy} (n={len(group)})")

@@ -110,13 +110,12 @@ def lead_rows(comparison: ComparisonView) -> tuple[list[str], list[list[str]]]:
     rows = []
     for strategy in comparison.strategies:
         runs = comparison.runs_of(strategy)
-        val = [r.validation.accuracy for r in runs if r.validation is not None]
         rows.append([
             f"★ {strategy}" if strategy == chosen else strategy,
             str(len(runs)),
             *([comparison.rate_text(strategy)] if searched else []),
             _mean_ci([r.metrics.accuracy for r in runs], "accuracy"),
-            _mean_ci(val, "accuracy"),
+            _mean_ci([r.validation.accuracy for r in runs if r.validation is not None], "accuracy"),
             _mean_ci([r.metrics.f1_macro for r in runs], "f1_macro"),
             _mean_ci_row(gains[strategy]) if strategy in gains else "–",
             _mean_ci([r.timing.train_seconds for r in runs], "train_seconds", 1),
@@ -196,7 +195,7 @@ def render_html(comparison: ComparisonView, *, title: str) -> str:
     """The report as one HTML document (images inline, no external files)."""
     if not comparison.runs:
         raise ValueError("The comparison has no runs: there is nothing to report.")
-    seeds = sorted({run.seed for run in comparison.runs})
+    seeds = {run.seed for run in comparison.runs}
     written = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     meta = (
         f"{len(comparison.strategies)} strategies × {len(seeds)} seed(s), "

@@ -67,9 +67,7 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
     for key in dict.fromkeys([*new, *old]):
         if key in ("kind", "fingerprint") and not prefix:
             continue
-        out += _diff(
-            old.get(key), new.get(key), f"{prefix}{key}" if not prefix else f"{prefix}.{key}"
-        )
+        out += _diff(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)
     return out
 
 
@@ -158,8 +156,7 @@ class RunLog:
 
     def _verify(self, raw: bytes) -> dict[RunKey, RunRecord]:
         first, records, good_end = _parse(raw, f"`output` file {str(self.path)!r}")
-        differ = _diff(first, self.header)
-        if differ:
+        if differ := _diff(first, self.header):
             shown = "; ".join(
                 f"{k}: {_show(a)} in the file, {_show(b)} now" for k, a, b in differ[:4]
             )
@@ -229,9 +226,8 @@ class RunLog:
 
     def append(self, record: RunRecord) -> None:
         """Append one finished run as one line."""
-        entry = {"kind": "run", **record.to_dict()}
         try:
-            self._write(json.dumps(entry).encode() + b"\n")
+            self._write(json.dumps({"kind": "run", **record.to_dict()}).encode() + b"\n")
         except OSError as err:
             raise OSError(
                 err.errno,

@@ -69,8 +69,7 @@ def resolve_grids(
             )
         grids = {s.name: auto_grid(s, settings) for s in strategies}
     elif isinstance(learning_rates, Mapping):
-        unknown = [label for label in learning_rates if label not in names]
-        if unknown:
+        if unknown := [label for label in learning_rates if label not in names]:
             raise ValueError(
                 f"`learning_rates` names {unknown[0]!r}, which is not a strategy of this "
                 f"comparison. Strategies: {names}.{did_you_mean(unknown[0], names)}"
@@ -128,5 +127,4 @@ def best_rates(
         value = mean_validation([r for r in runs if r.learning_rate == rate], metric)
         return -math.inf if math.isnan(value) else value
 
-    ranked = sorted(rates, key=lambda rate: -score(rate))  # stable: the grid order breaks ties
-    return ranked[:keep]
+    return sorted(rates, key=lambda rate: -score(rate))[:keep]  # stable: grid order breaks ties

@@ -110,8 +110,7 @@ def _candidates(path: str | os.PathLike[str] | None) -> list[_Candidate]:
     if path is not None:
         return [_Candidate(Path(path).expanduser(), "`path=` argument")]
     candidates: list[_Candidate] = []
-    env_dir = os.environ.get(ENV_VAR)
-    if env_dir:
+    if env_dir := os.environ.get(ENV_VAR):
         candidates.append(_Candidate(Path(env_dir).expanduser(), f"${ENV_VAR}"))
     keras_home = Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser()
     candidates.append(_Candidate(keras_home / "datasets" / "fashion-mnist", "Keras cache"))
@@ -192,8 +191,7 @@ def _parse_idx(file: Path, *, magic: int) -> npt.NDArray[np.uint8]:
             f"bytes, received {len(data)} bytes. Delete it and reinstall or re-download it."
         )
     header = np.frombuffer(data, dtype=">u4", count=1 + ndim)
-    found_magic = int(header[0])
-    if found_magic != magic:
+    if (found_magic := int(header[0])) != magic:
         raise DatasetCorruptError(
             f"{file} has IDX magic number {found_magic}; expected {magic} ({kind} file of "
             "unsigned bytes). The file is corrupt or is not the file its name says (are the "
@@ -201,8 +199,7 @@ def _parse_idx(file: Path, *, magic: int) -> npt.NDArray[np.uint8]:
         )
     dims = tuple(int(d) for d in header[1:])
     expected_size = int(np.prod(dims, dtype=np.int64))
-    payload = len(data) - header_size
-    if payload != expected_size:
+    if (payload := len(data) - header_size) != expected_size:
         raise DatasetCorruptError(
             f"{file} declares shape {dims} ({expected_size} bytes of data) but holds "
             f"{payload} bytes after the header: the file is truncated or corrupt. Delete it "

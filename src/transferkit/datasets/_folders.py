@@ -142,8 +142,7 @@ def _list_images(root: Path) -> tuple[tuple[str, ...], np.ndarray[Any, Any], np.
         sorted(str(p) for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
         for d in folders
     ]
-    empty = [d.name for d, found in zip(folders, files, strict=True) if not found]
-    if empty:
+    if empty := [d.name for d, found in zip(folders, files, strict=True) if not found]:
         raise ValueError(
             f"Class folders {empty} of {root} hold no images: the files read are "
             f"{', '.join(IMAGE_EXTENSIONS)}. Add images or remove the folders."

@@ -151,8 +151,7 @@ def resize_images(
             f"`rgb=True` needs images with 1 (grey) or 3 channels; received {channels} channels "
             f"(shape {array.shape}). Pass `rgb=False` to keep the channels as they are."
         )
-    out_channels = 3 if rgb else channels
-    out = np.empty((array.shape[0], height, width, out_channels), dtype=np.float32)
+    out = np.empty((array.shape[0], height, width, 3 if rgb else channels), dtype=np.float32)
     if array.shape[0] == 0:
         return out
 
@@ -160,15 +159,13 @@ def resize_images(
 
     for start in range(0, array.shape[0], batch_size):
         batch = array[start : start + batch_size].astype(np.float32, copy=False)
-        if batch.shape[1:3] == (height, width):
-            resized = batch
-        else:
-            resized = keras.ops.convert_to_numpy(
+        if batch.shape[1:3] != (height, width):
+            batch = keras.ops.convert_to_numpy(
                 keras.ops.image.resize(
                     batch, (height, width), interpolation="bilinear", data_format="channels_last"
                 )
             )
-        out[start : start + batch_size] = resized  # broadcasts 1 channel to 3 when rgb
+        out[start : start + batch_size] = batch  # broadcasts 1 channel to 3 when rgb
     return out
 
 

@@ -85,11 +85,9 @@ def _as_xy(x: object, y: object) -> _Pair:
 def _resolve_size(value: int | float | None, name: str, n: int, *, allow_none: bool) -> int:
     if value is None and allow_none:
         return 0
-    if is_int(value):
-        count = int(value)
-        if count > 0:
-            return count
-    elif is_real(value) and 0.0 < float(value) < 1.0:
+    if is_int(value) and int(value) > 0:
+        return int(value)
+    if is_real(value) and 0.0 < float(value) < 1.0:  # never an int
         return max(1, math.ceil(float(value) * n))
     none = " or None" if allow_none else ""
     raise ValueError(
@@ -264,11 +262,10 @@ def subset_classes(
         raise ValueError(f"`classes` must not contain duplicates; received {classes!r}.")
     mask = np.isin(y_array, wanted_ints)
     if not mask.any():
-        present = np.unique(y_array).tolist()
         raise ValueError(
             f"None of the `classes` {wanted_ints} occurs in `y`; labels present in `y`: "
-            f"{present}. Check that `y` holds integer labels (not one-hot) and `classes` "
-            "uses the same numbering."
+            f"{np.unique(y_array).tolist()}. Check that `y` holds integer labels (not one-hot) "
+            "and `classes` uses the same numbering."
         )
     x_subset, y_subset = x_array[mask], y_array[mask]
     if relabel:
@@ -284,11 +281,9 @@ def _allocate(counts: npt.NDArray[np.int64], n: int) -> npt.NDArray[np.int64]:
     alloc: npt.NDArray[np.int64] = np.clip(np.floor(quota).astype(np.int64), 1, counts)
     while (total := int(alloc.sum())) != n:
         if total < n:
-            room = np.where(alloc < counts, quota - alloc, -np.inf)
-            alloc[int(np.argmax(room))] += 1
+            alloc[int(np.argmax(np.where(alloc < counts, quota - alloc, -np.inf)))] += 1
         else:
-            excess = np.where(alloc > 1, alloc - quota, -np.inf)
-            alloc[int(np.argmax(excess))] -= 1
+            alloc[int(np.argmax(np.where(alloc > 1, alloc - quota, -np.inf)))] -= 1
     return alloc
 
 
@@ -331,10 +326,9 @@ def stratified_subsample(
             f"number of samples ({len(x_array)}); received {n!r}."
         )
     rng = np.random.default_rng(seed)
-    alloc = _allocate(counts.astype(np.int64), int(n))
     chosen = [
         rng.choice(np.flatnonzero(inverse == index), size=int(k), replace=False)
-        for index, k in enumerate(alloc)
+        for index, k in enumerate(_allocate(counts.astype(np.int64), int(n)))
     ]
     indices = rng.permutation(np.concatenate(chosen))
     return x_array[indices], y_array[indices]

@@ -39,8 +39,7 @@ def copy_model(model: Model, *, dtype_policy: str | None = None) -> Model:
     """
     ensure_built(model)
     if dtype_policy is None and has_own_config(model):
-        twin = _copy_by_config(model)
-        if twin is not None:
+        if (twin := _copy_by_config(model)) is not None:
             return twin
     try:
         if dtype_policy is None:
@@ -91,8 +90,7 @@ def _copy_by_config(model: Model) -> Model | None:
 
 
 def _same_weights(source: Model, target: Model) -> bool:
-    src: list[Any] = list(source.weights)
-    dst: list[Any] = list(target.weights)
+    src, dst = list(source.weights), list(target.weights)
     return len(src) == len(dst) and all(
         tuple(a.shape) == tuple(b.shape) for a, b in zip(src, dst, strict=True)
     )
@@ -114,8 +112,7 @@ def same_layers(source: Model, target: Model) -> bool:
 
 def _copy_weights(source: Model, target: Model) -> None:
     """Assign every variable of `source` to `target`'s, backend to backend (no NumPy trip)."""
-    src: list[Any] = list(source.weights)
-    dst: list[Any] = list(target.weights)
+    src, dst = list(source.weights), list(target.weights)
     if not _same_weights(source, target):
         raise ValueError(
             f"Copy of model {source.name!r} has different weights than the original "

@@ -199,8 +199,7 @@ class TrainableState:
     def capture(cls, model: Model) -> TrainableState:
         """Snapshot `model`'s flags."""
         layers = tuple((layer, bool(layer.trainable)) for layer in all_layers(model))
-        variables = tuple((v, bool(v.trainable)) for v in model.weights)
-        return cls(layers=layers, variables=variables)
+        return cls(layers=layers, variables=tuple((v, bool(v.trainable)) for v in model.weights))
 
     def restore(self) -> None:
         """Put every flag back as it was when captured."""

@@ -21,6 +21,7 @@ _POOLING = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.Glob
 
 
 def _require_graph(model: Model, fn: str) -> None:
+    ensure_built(model)
     if not isinstance(model, keras.Sequential | keras.Model):
         raise ValueError(f"`{fn}` needs a Functional or Sequential model.")
     try:
@@ -36,10 +37,12 @@ def _require_graph(model: Model, fn: str) -> None:
 
 
 def _select_output(model: Model, output: int | str | None, fn: str) -> Model:
-    """`model` itself, or for a multi-output model the single-output model `output` names.
+    """`model` itself (checked: built, with a layer graph), or for a multi-output model the
+    single-output model `output` names.
 
     The selected model shares the caller's layers; callers copy it before changing anything.
     """
+    _require_graph(model, fn)
     names = [str(t._keras_history[0].name) for t in model.outputs]
     if output is None:
         if len(names) == 1:
@@ -196,8 +199,6 @@ def replace_head(
     assert binary.layers[-1].activation.__name__ == "sigmoid"
     ```
     """
-    ensure_built(model)
-    _require_graph(model, "replace_head")
     model = _select_output(model, output, "replace_head")
     num_classes = check_positive_int(num_classes, "num_classes")
     if activation == "auto":
@@ -275,8 +276,6 @@ def as_feature_extractor(
     assert extractor.output_shape == (None, 16) and not extractor.trainable_weights
     ```
     """
-    ensure_built(model)
-    _require_graph(model, "as_feature_extractor")
     model = _select_output(model, output, "as_feature_extractor")
     if pooling not in (None, *_POOLING):
         raise ValueError(
@@ -319,11 +318,9 @@ def cut_outputs(model: Model, cuts: Sequence[int], fn: str) -> Model:
 
     `model` is not mutated (the outputs are those of a copy).
     """
-    ensure_built(model)
     _require_graph(model, fn)
     clone = copy_model(model)
-    leaves = leaf_layers(clone)
-    outputs = [_tensor_at(leaves[k - 1].layer, leaves[k - 1].containers) for k in cuts]
+    outputs = [_body(clone, k)[1] for k in cuts]
     extractor = keras.Model(clone.inputs, outputs, name=f"{model.name}_cuts")
     freeze(extractor)
     return extractor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
@@ -121,8 +122,7 @@ def leaf_layers(model: Model) -> list[LeafLayer]:
 
 def _closest(name: str, leaves: list[LeafLayer]) -> str:
     candidates = [leaf.name for leaf in leaves] + [leaf.path for leaf in leaves]
-    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
-    if close:
+    if close := difflib.get_close_matches(name, candidates, n=3, cutoff=0.5):
         return "Did you mean " + " or ".join(repr(c) for c in dict.fromkeys(close)) + "?"
     shown = ", ".join(repr(leaf.path) for leaf in leaves[:12])
     more = f" (and {len(leaves) - 12} more)" if len(leaves) > 12 else ""
@@ -186,10 +186,9 @@ def _by_name(model: Model, upto: str, argument: str, leaves: list[LeafLayer]) ->
             f"No leaf layer named {upto!r} in model {model.name!r}. {_closest(upto, leaves)}"
         )
     if len(matches) > 1:
-        paths = ", ".join(repr(m.path) for m in matches)
         raise ValueError(
             f"`{argument}`={upto!r} is ambiguous: several leaf layers have that name "
-            f"({paths}). Pass the full path instead."
+            f"({', '.join(repr(m.path) for m in matches)}). Pass the full path instead."
         )
     return matches[0].index + 1
 
@@ -200,8 +199,7 @@ def _by_layer(model: Model, upto: Layer, argument: str, leaves: list[LeafLayer])
         if leaf.layer is upto:
             return leaf.index + 1
     if isinstance(upto, keras.Model):
-        inner = [leaf for leaf in leaves if any(c is upto for c in leaf.containers)]
-        if inner:
+        if inner := [leaf for leaf in leaves if any(c is upto for c in leaf.containers)]:
             return inner[-1].index + 1
     raise ValueError(
         f"`{argument}` is the layer {upto.name!r}, which is not a layer of model "
@@ -212,15 +210,9 @@ def _by_layer(model: Model, upto: Layer, argument: str, leaves: list[LeafLayer])
 
 def io_shapes(model: Model) -> tuple[tuple[Any, ...] | None, Any]:
     """The model's input shape (None if several) and output shape (subclassed models too)."""
-    import keras
-
-    try:
-        return (
-            None if isinstance(model.input_shape, list) else tuple(model.input_shape),
-            model.output_shape,
-        )
-    except (AttributeError, ValueError):
-        pass
+    with suppress(AttributeError, ValueError):  # a subclassed model may not know its shapes
+        shape = model.input_shape
+        return (None if isinstance(shape, list) else tuple(shape)), model.output_shape
     shapes = getattr(model, "_build_shapes_dict", None) or {}
     if len(shapes) != 1 or not isinstance(next(iter(shapes.values())), tuple | list):
         raise ValueError(

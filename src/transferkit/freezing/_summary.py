@@ -57,11 +57,10 @@ class TrainableSummary:
             for r in self.layers
         ]
         widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]
-        right = {0, 3}
 
         def fmt(cells: tuple[str, ...]) -> str:
             return "  ".join(
-                c.rjust(w) if i in right else c.ljust(w)
+                c.rjust(w) if i in (0, 3) else c.ljust(w)  # index and params to the right
                 for i, (c, w) in enumerate(zip(cells, widths, strict=True))
             ).rstrip()
 

@@ -47,5 +47,4 @@ def hscore(features: Any, labels: npt.ArrayLike) -> float:
     # With F = U S V^T (centred), a class mean is mu_c = F^T e_c / n_c, so
     # mu_c^T pinv(F^T F / n) mu_c = n |U^T e_c|^2 / n_c^2; cov(E[f | y]) weighs class c by
     # n_c / n, so the trace is the sum over classes of |U^T e_c|^2 / n_c.
-    counts = indicators.sum(axis=0)
-    return float(((s.projections**2).sum(axis=0) / counts).sum())
+    return float(((s.projections**2).sum(axis=0) / indicators.sum(axis=0)).sum())

@@ -88,12 +88,10 @@ def class_evidence(sigma: FloatArray, x: FloatArray, yy: float, s: Spectrum) -> 
         return (n / 2 * math.log(beta) - n / 2 - n / 2 * math.log(2 * math.pi)) / n
     x2 = x * x
     outside = max(yy - float(x2.sum()), 0.0)  # the part of y outside the span of F
-    alpha, beta = 1.0, 1.0
-    lam = alpha / beta
+    alpha, beta, lam = 1.0, 1.0, 1.0  # lam = alpha / beta
     for _ in range(MAX_ITERATIONS):
         gamma = float((sigma / (sigma + lam)).sum())
-        weight = beta / (alpha + beta * sigma)
-        m2 = float((sigma * x2 * weight**2).sum())
+        m2 = float((sigma * x2 * (beta / (alpha + beta * sigma)) ** 2).sum())
         residual = outside + float((x2 * (alpha / (alpha + beta * sigma)) ** 2).sum())
         alpha, beta = gamma / (m2 + EPSILON), (n - gamma) / (residual + EPSILON)
         new_lam = alpha / beta

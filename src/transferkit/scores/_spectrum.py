@@ -19,7 +19,7 @@ import numpy.typing as npt
 import scipy.linalg
 
 from .._labels import to_labels
-from .._validate import as_numpy
+from .._validate import as_numpy, check_lengths
 from ..types import FloatArray, IntArray
 
 
@@ -69,11 +69,7 @@ def scoring_inputs(features: Any, labels: npt.ArrayLike) -> tuple[FloatArray, In
             f"`features` must be finite. Received: {int(np.sum(~np.isfinite(f)))} NaN/inf values"
         )
     y, _ = to_labels(labels, "labels")
-    if len(y) != len(f):
-        raise ValueError(
-            "`features` and `labels` must have the same number of samples. "
-            f"Received: len(features)={len(f)}, len(labels)={len(y)}"
-        )
+    check_lengths("features", len(f), "labels", len(y))
     classes, ids = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise ValueError(

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _serial
 from .._labels import to_labels
-from .._validate import check_choice, check_positive_int, sample_count, unpack_pair
+from .._validate import check_choice, check_lengths, check_positive_int, sample_count, unpack_pair
 from ..freezing import leaf_layers
 from ..freezing._heads import cut_outputs, resolve_cut
 from ..freezing._layers import Boundary, ensure_built
@@ -196,15 +196,16 @@ def transferability(
     x, labels = _target_data(data)
     plans = [(name, m, _cut_indices(m, cuts)) for name, m in named]  # all checked first
     rows: list[TransferabilityRow] = []
-    for name, m, ks in plans:
-        rows += _score_model(name, m, ks, (x, labels), score, pooling, batch_size)
-    return TransferabilityTable(
-        method=method,
-        pooling=pooling,
-        num_samples=len(labels),
-        num_classes=len(np.unique(labels)),
-        rows=tuple(rows),
-    )
+    for name, m, ks in plans:  # one forward pass for every cut of a model, then a score per cut
+        extractor, leaves = cut_outputs(m, ks, "transferability"), leaf_layers(m)
+        with Timer() as forward:
+            features = _features(extractor, x, len(labels), batch_size, pooling)
+        for k, f in zip(ks, features, strict=True):
+            with Timer() as timer:
+                value = score(f, labels)
+            dim, path, seconds = int(f.shape[1]), leaves[k - 1].path, timer.seconds
+            rows.append(TransferabilityRow(name, path, k, dim, value, seconds, forward.seconds))
+    return TransferabilityTable(method, pooling, len(labels), len(np.unique(labels)), tuple(rows))
 
 
 def _named_models(model: Any) -> list[tuple[str, Model]]:
@@ -223,8 +224,7 @@ def _named_models(model: Any) -> list[tuple[str, Model]]:
     if not items:
         raise ValueError(f"`model` must hold at least one model. Received: model={model!r}")
     names = [name for name, _ in items]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
+    if twice := sorted({n for n in names if names.count(n) > 1}):
         raise ValueError(
             f"Two models are named {twice[0]!r}, so their rows could not be told apart. Pass "
             "a mapping `{name: model}` with distinct names. Received: models named "
@@ -240,11 +240,7 @@ def _target_data(data: Any) -> tuple[Any, np.ndarray[Any, Any]]:
     x, y = unpack_pair(data, "data")
     n = sample_count(x, finite=True)
     labels, _ = to_labels(y, "y")
-    if len(labels) != n:
-        raise ValueError(
-            "`x` and `y` must have the same number of samples. "
-            f"Received: len(x)={n}, len(y)={len(labels)}"
-        )
+    check_lengths("x", n, "y", len(labels))
     if len(np.unique(labels)) < 2:
         raise ValueError(
             "`y` must hold at least two classes: transferability scores how well features "
@@ -270,39 +266,6 @@ def _cut_indices(model: Model, cuts: Any) -> list[int]:
             f"for the default cuts. Received: cuts={cuts!r}"
         )
     return sorted({resolve_cut(model, cut, "transferability") for cut in items})
-
-
-def _score_model(
-    name: str,
-    model: Model,
-    ks: list[int],
-    data: tuple[Any, np.ndarray[Any, Any]],
-    score: Callable[[Any, Any], float],
-    pooling: str | None,
-    batch_size: int,
-) -> list[TransferabilityRow]:
-    """One forward pass for every cut of `model`, then one score per cut."""
-    x, labels = data
-    extractor = cut_outputs(model, ks, "transferability")
-    leaves = leaf_layers(model)
-    with Timer() as forward:
-        features = _features(extractor, x, len(labels), batch_size, pooling)
-    rows = []
-    for k, f in zip(ks, features, strict=True):
-        with Timer() as timer:
-            value = score(f, labels)
-        rows.append(
-            TransferabilityRow(
-                model=name,
-                cut=leaves[k - 1].path,
-                index=k,
-                feature_dim=int(f.shape[1]),
-                score=value,
-                seconds=timer.seconds,
-                forward_seconds=forward.seconds,
-            )
-        )
-    return rows
 
 
 def _features(

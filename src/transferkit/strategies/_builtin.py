@@ -12,6 +12,7 @@ from ..freezing._freeze import freeze, unfreeze
 from ..freezing._heads import default_cut, replace_head
 from ..freezing._layers import Boundary, leaf_layers, output_activation, resolve_boundary
 from ..types import Model
+from ._blocks import probe_cut
 from ._rates import RateOptions
 from ._strategy import BaseStrategy, fmt_boundary
 
@@ -137,11 +138,7 @@ class FeatureExtractor(BaseStrategy):
 
     def validate(self, model: Model) -> None:
         """Resolve `cut` on `model`, raising if it is invalid."""
-        k = self._cut(model)
-        if k >= len(leaf_layers(model)):
-            raise ValueError(
-                f"`cut` is at the output layer, so nothing would train. Received: cut={self.cut!r}"
-            )
+        probe_cut(model, self.cut)  # raises for a cut at the output layer
 
     def prepare(self, model: Model) -> Model:
         """Freeze the body (and attach a new head if `hidden` is given); return the model."""

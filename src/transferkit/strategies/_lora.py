@@ -142,12 +142,10 @@ class LoRA(BaseStrategy):
         body = _sublayers(model, k)
         if self.targets is None:
             chosen = [layer for _, layer in body if unsupported_reason(layer) is None]
-        else:
-            chosen = []
-            for target in self.targets:
-                for layer in _matches(model, body, k, target):
-                    if layer not in chosen:
-                        chosen.append(layer)
+        else:  # each layer once, in the order the targets name them
+            chosen = list(
+                dict.fromkeys(layer for t in self.targets for layer in _matches(model, body, k, t))
+            )
         if not chosen:
             kinds = sorted({type(layer).__name__ for _, layer in body})
             raise ValueError(
@@ -168,8 +166,7 @@ class LoRA(BaseStrategy):
         if kernel is None:
             return
         shape = tuple(int(d) for d in kernel.shape)
-        most = min(math.prod(shape[:-1]), shape[-1])
-        if self.rank > most:
+        if self.rank > (most := min(math.prod(shape[:-1]), shape[-1])):
             raise ValueError(
                 f"`LoRA(rank={self.rank})` is larger than the layer {layer.name!r} allows: its "
                 f"kernel {shape} has rank at most {most}, so the adapter would add more "
@@ -235,8 +232,7 @@ def _matches(model: Model, body: list[tuple[str, Layer]], k: int, target: str | 
             f"{model.name!r}.{hint} Received: targets={target!r}"
         )
     for layer in found:
-        reason = unsupported_reason(layer)
-        if reason is not None and not isinstance(target, type):
+        if (reason := unsupported_reason(layer)) is not None and not isinstance(target, type):
             raise ValueError(
                 f"`targets` names layer {layer.name!r}, which cannot get LoRA adapters: "
                 f"{reason}. Received: targets={target!r}"

@@ -136,10 +136,9 @@ class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
             return
         factors = [self.multiplier(v) for v in var_list]
         distinct = sorted({f for f in factors if f > 0})
-        rate = self._base_rate
         for f in distinct:
             group = self._inner_class.from_config(
-                {**self._inner_config, "learning_rate": _scaled_rate(rate, f)}
+                {**self._inner_config, "learning_rate": _scaled_rate(self._base_rate, f)}
             )
             group.build([v for v, g in zip(var_list, factors, strict=True) if g == f])
             self.groups.append(group)
@@ -178,13 +177,10 @@ class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
             if not self.built:
                 with keras.name_scope(self.name, caller=self):
                     self.build(trainable_variables)
-        grads = list(grads)
-        if self.global_clipnorm:
-            grads = self._clip_gradients(grads)
+        grads = self._clip_gradients(list(grads)) if self.global_clipnorm else list(grads)
         split: list[tuple[list[Any], list[Any]]] = [([], []) for _ in self.groups]
         for grad, var in zip(grads, trainable_variables, strict=True):
-            index = self._group_of[self._var_key(var)]
-            if index >= 0 and grad is not None:
+            if (index := self._group_of[self._var_key(var)]) >= 0 and grad is not None:
                 split[index][0].append(grad)
                 split[index][1].append(var)
         for group, (sub_grads, sub_vars) in zip(self.groups, split, strict=True):
@@ -202,9 +198,8 @@ class LayerRates(keras.optimizers.Optimizer):  # type: ignore[misc]
     def get_config(self) -> dict[str, Any]:
         """The inner optimizer (serialised), the multipliers and the name."""
         config = {**self._inner_config, "global_clipnorm": self.global_clipnorm}
-        inner = self._inner_class.from_config(config)
         return {
-            "optimizer": keras.optimizers.serialize(inner),
+            "optimizer": keras.optimizers.serialize(self._inner_class.from_config(config)),
             "multipliers": dict(self.multipliers),
             "name": self.name,
         }

@@ -212,8 +212,7 @@ class GradualUnfreeze(RateOptions, BaseStrategy):
     def phases(self, model: Model, epochs: int) -> tuple[Phase, ...]:
         """One phase per stage, `every` epochs each, the last one taking the rest."""
         stages = self.stages(model)
-        needed = self.every * (len(stages) - 1) + 1
-        if epochs < needed:
+        if epochs < (needed := self.every * (len(stages) - 1) + 1):
             raise ValueError(
                 f"`{self.name}` has {len(stages)} phases of {self.every} epoch(s) and needs at "
                 f"least {needed} epochs. Received: epochs={epochs}. Raise `epochs`, lower "

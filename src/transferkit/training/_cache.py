@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
 
 import keras
 import numpy as np
 
 from .. import _serial
-from .._chunks import hash_arrays, return_free_memory
+from .._chunks import Array, hash_arrays, return_free_memory
 from ..freezing._layers import children
 from ..types import Layer, Model
 from ._feed import predict_into
@@ -117,7 +117,7 @@ class FeatureCache:
     cache_dir: str | os.PathLike[str] | None = None
     spill: bool = True
     deterministic: bool = False
-    entries: dict[str, dict[str, np.ndarray[Any, Any]]] = field(default_factory=dict)
+    entries: dict[str, dict[str, Array]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._disk = SpillDir(check_cache_dir(self.cache_dir))
@@ -146,13 +146,10 @@ class FeatureCache:
 
 def available_memory() -> int:
     """Bytes of memory available to this process (MemAvailable on Linux)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    with suppress(OSError), open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):
@@ -193,8 +190,7 @@ def _linear_chain(model: Model) -> list[Layer] | None:
 
 def frozen_prefix(model: Model) -> tuple[int, str]:
     """How many leading top-level layers can be cached, and the reason for that number."""
-    layers = _linear_chain(model)
-    if layers is None:
+    if (layers := _linear_chain(model)) is None:
         return 0, "the model is not a single-input chain of layers, so no prefix can be cut off"
     k = 0
     reason = "every layer is frozen"
@@ -225,7 +221,7 @@ def _is_reshape(layer: Layer) -> bool:
     return isinstance(layer, keras.layers.Flatten) and layer.data_format == "channels_last"
 
 
-def _prefix_keys(layers: list[Layer], arrays: dict[str, np.ndarray[Any, Any]]) -> list[str]:
+def _prefix_keys(layers: list[Layer], arrays: dict[str, Array]) -> list[str]:
     """`keys[j]`: the key of the activations of `layers[: j + 1]` on *every byte* of the data.
 
     Keys chain the data, then each layer's type and weights. Layers that only reshape
@@ -247,26 +243,9 @@ def _prefix_keys(layers: list[Layer], arrays: dict[str, np.ndarray[Any, Any]]) -
     return keys
 
 
-def _reshaped(a: np.ndarray[Any, Any], shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+def _reshaped(a: Array, shape: tuple[int, ...]) -> Array:
     """`a` as `(len(a), *shape)`: a view (same buffer), since cached arrays are contiguous."""
     return a if a.shape[1:] == shape else a.reshape(len(a), *shape)
-
-
-def _source(
-    prefix: Model,
-    layers: list[Layer],
-    base: int,
-    arrays: dict[str, np.ndarray[Any, Any]],
-    store: FeatureCache,
-    keys: list[str],
-) -> tuple[dict[str, np.ndarray[Any, Any]], Model]:
-    """What to run to get the prefix's activations: the data through the whole prefix, or
-    the cached activations of its first `base` layers through the layers after them."""
-    if base == 0:
-        return arrays, prefix
-    shape = tuple(int(d) for d in layers[base - 1].output.shape[1:])
-    cached = {name: _reshaped(a, shape) for name, a in store.entries[keys[base - 1]].items()}
-    return cached, keras.Sequential([keras.Input(shape=shape), *layers[base:]])
 
 
 @dataclass(frozen=True)
@@ -276,15 +255,11 @@ class CachePlan:
     prefix: Model
     remainder: Model
     info: CacheInfo
-    features: dict[str, np.ndarray[Any, Any]]
+    features: dict[str, Array]
 
 
 def plan_cache(
-    model: Model,
-    arrays: dict[str, np.ndarray[Any, Any]],
-    *,
-    cache: FeatureCache | None,
-    batch_size: int,
+    model: Model, arrays: dict[str, Array], *, cache: FeatureCache | None, batch_size: int
 ) -> CachePlan | CacheInfo:
     """Split `model` and compute (or reuse) the prefix activations for each array.
 
@@ -305,8 +280,7 @@ def plan_cache(
         f"the activations take {total / 2**20:.0f} MiB, over the cache's memory budget of "
         f"{store.budget_bytes / 2**20:.0f} MiB"
     )
-    refusal = _refusal(store, spill, over, total)
-    if refusal:
+    if refusal := _refusal(store, spill, over, total):
         return CacheInfo(used=False, reason=refusal, prefix_layers=k, feature_shape=feature_shape)
     # The last layer's output in `model`'s graph: a nested model's `.output` is its own graph's.
     end = prefix_layers[-1]._inbound_nodes[0].output_tensors[0]
@@ -317,19 +291,23 @@ def plan_cache(
     base = next((j for j in range(k, 0, -1) if keys[j - 1] in store.entries), 0)
     seconds = 0.0
     if not shared:
-        source = _source(prefix, prefix_layers, base, arrays, store, keys)
+        # Run the data through the whole prefix, or the cached activations of its first `base`
+        # layers through the layers after them (a shorter prefix cached by an earlier run).
+        source = arrays, prefix
+        if base:
+            shape = tuple(int(d) for d in prefix_layers[base - 1].output.shape[1:])
+            cached = {n: _reshaped(a, shape) for n, a in store.entries[keys[base - 1]].items()}
+            source = cached, keras.Sequential([keras.Input(shape=shape), *prefix_layers[base:]])
         seconds = _fill(store, keys[-1], source, feature_shape, max(batch_size, 256), spill)
     return_free_memory()
     features = {name: _reshaped(a, feature_shape) for name, a in store.entries[keys[-1]].items()}
     extended = f" (from the cached activations of the first {base})" if 0 < base < k else ""
     path = spilled_path(features["train"])
     where = f"; {over}, so they were written to {path} and streamed from there" if path else ""
+    done = f"the first {k} top-level layers are frozen and deterministic{extended}; {reason} next"
     info = CacheInfo(
         used=True,
-        reason=(
-            f"the first {k} top-level layers are frozen and deterministic{extended}; {reason} next"
-        )
-        + where,
+        reason=done + where,
         prefix_layers=k,
         feature_shape=feature_shape,
         nbytes=total,
@@ -353,7 +331,7 @@ def _refusal(store: FeatureCache, spill: bool, over: str, total: int) -> str:
 def _fill(
     store: FeatureCache,
     key: str,
-    source: tuple[dict[str, np.ndarray[Any, Any]], Model],
+    source: tuple[dict[str, Array], Model],
     feature_shape: tuple[int, ...],
     batch_size: int,
     spill: bool,

@@ -134,8 +134,7 @@ def check_early_stopping(
         )
     monitor = "val_loss" if isinstance(early_stopping, int) else early_stopping.monitor
     names = ["loss", *(m if isinstance(m, str) else getattr(m, "name", "") for m in metrics)]
-    known = names + [f"val_{n}" for n in names]
-    if monitor not in known:
+    if monitor not in (known := names + [f"val_{n}" for n in names]):
         raise ValueError(
             f"`early_stopping` monitors {monitor!r}, which this run does not log. Monitor one "
             f"of {known}."
@@ -160,8 +159,7 @@ def make_early_stopping(early_stopping: Any) -> keras.callbacks.EarlyStopping | 
 
 def early_stopping_config(early_stopping: Any) -> dict[str, Any] | None:
     """A JSON description of an early-stopping setting (for records and fingerprints)."""
-    stopper = make_early_stopping(early_stopping)
-    if stopper is None:
+    if (stopper := make_early_stopping(early_stopping)) is None:
         return None
     return {
         "monitor": stopper.monitor,

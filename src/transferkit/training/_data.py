@@ -148,14 +148,14 @@ def check_pair(
     """`check_data` for training and validation data, plus one label format for both."""
     train_arrays = check_data(train, "train", model)
     val_arrays = None if validation is None else check_data(validation, "validation", model)
-    if train_arrays is not None and val_arrays is not None:
-        if train_arrays.one_hot != val_arrays.one_hot:
-            kinds = {True: "one-hot", False: "integer class ids"}
-            raise ValueError(
-                f"`train` labels are {kinds[train_arrays.one_hot]} but `validation` labels "
-                f"are {kinds[val_arrays.one_hot]}; the loss can take only one format. Convert "
-                "one of them (`keras.utils.to_categorical(y)` or `y.argmax(axis=-1)`)."
-            )
+    # An `ArrayData` is never empty (`_as_arrays` refuses that): true means "arrays were given".
+    if train_arrays and val_arrays and train_arrays.one_hot != val_arrays.one_hot:
+        kinds = {True: "one-hot", False: "integer class ids"}
+        raise ValueError(
+            f"`train` labels are {kinds[train_arrays.one_hot]} but `validation` labels "
+            f"are {kinds[val_arrays.one_hot]}; the loss can take only one format. Convert "
+            "one of them (`keras.utils.to_categorical(y)` or `y.argmax(axis=-1)`)."
+        )
     return train_arrays, val_arrays
 
 
@@ -252,16 +252,16 @@ def _as_arrays(data: Any, name: str) -> tuple[np.ndarray[Any, Any], np.ndarray[A
 def _check_inputs(x: np.ndarray[Any, Any], name: str, model: Model) -> None:
     """Refuse NaN/inf inputs and a per-sample shape the model cannot take."""
     if np.issubdtype(x.dtype, np.floating):
-        bad = count_nonfinite(x)  # chunk by chunk: x may be a memmap larger than memory
-        if bad:
+        # chunk by chunk: x may be a memmap larger than memory
+        if bad := count_nonfinite(x):
             raise ValueError(
                 f"`{name}` inputs contain {bad} NaN or infinite values; clean or impute them "
                 "before training."
             )
     input_shape = io_shapes(model)[0]
-    expected = None if input_shape is None else tuple(input_shape[1:])
-    if expected is None:
+    if input_shape is None:
         return
+    expected = tuple(input_shape[1:])
     # Keras adapts a rank off by one through a trailing axis of size 1 (e.g. (n, 28, 28)
     # for (28, 28, 1)); any other rank fails inside `fit`, after training has started.
     got = tuple(x.shape[1:])
@@ -329,8 +329,6 @@ def _check_head(model: Model, units: int) -> None:
 
 def default_loss(model: Model, one_hot: bool | None) -> Any:
     """The cross-entropy loss matching the model's output and the label format."""
-    import keras
-
     units = output_units(model)
     _check_head(model, units)
     from_logits = output_activation(model) == "linear"
@@ -346,8 +344,7 @@ def check_class_weight(class_weight: Any, model: Model) -> None:
     if class_weight is None:
         return
     n = max(output_units(model), 2)
-    outside = sorted(int(k) for k in class_weight if int(k) >= n)
-    if outside:
+    if outside := sorted(int(k) for k in class_weight if int(k) >= n):
         raise ValueError(
             f"`class_weight` has keys {outside} but the model predicts {n} classes "
             f"(ids 0..{n - 1})."

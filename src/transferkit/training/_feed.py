@@ -10,7 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from .._chunks import release_pages, return_free_memory
+from .._chunks import Array, release_pages, return_free_memory
 
 CACHED_VALIDATION_BATCH_SIZE = 2048
 """Smallest batch size the remainder is validated with on cached activations (forward only)."""
@@ -32,7 +32,7 @@ def _distributed() -> bool:
     return bool(tf.distribute.has_strategy())
 
 
-def aligned_empty(shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+def aligned_empty(shape: tuple[int, ...]) -> Array:
     """An uninitialised float32 array whose data start on a 64-byte boundary.
 
     TensorFlow can then use the very buffer as a tensor (see `fit_input`) instead of copying
@@ -44,12 +44,7 @@ def aligned_empty(shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
     return buffer[offset : offset + count].reshape(shape)
 
 
-def predict_into(
-    model: Any,
-    x: np.ndarray[Any, Any],
-    out: np.ndarray[Any, Any] | tuple[int, ...],
-    batch_size: int,
-) -> np.ndarray[Any, Any]:
+def predict_into(model: Any, x: Array, out: Array | tuple[int, ...], batch_size: int) -> Array:
     """`model`'s outputs for `x`, batch by batch, written into `out` (or a new aligned array
     of `len(x)` samples when `out` is the shape of one sample's output).
 
@@ -69,9 +64,8 @@ def predict_into(
             out[start:stop] = model.predict(x[start:stop], batch_size=batch_size, verbose=0)
         else:
             for i in range(start, stop, batch_size):
-                out[i : min(i + batch_size, stop)] = model.predict_on_batch(
-                    x[i : min(i + batch_size, stop)]
-                )
+                j = min(i + batch_size, stop)
+                out[i:j] = model.predict_on_batch(x[i:j])
         if isinstance(out, np.memmap):
             release_pages(out)
             release_pages(x)
@@ -93,7 +87,7 @@ def predict(model: Any, x: Any, batch_size: int, verbose: Any = 0) -> Any:
     return out
 
 
-def fit_input(features: np.ndarray[Any, Any]) -> Any:
+def fit_input(features: Array) -> Any:
     """Cached activations as `fit` should get them: without a copy where the backend allows.
 
     On TensorFlow, Keras copies NumPy inputs into a tensor for every `fit`; a tensor sharing
@@ -139,7 +133,7 @@ def remainder_threads() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def cached_input(features: np.ndarray[Any, Any]) -> Any:
+def cached_input(features: Array) -> Any:
     """Cached activations as `fit` should get them, without a copy where the backend allows.
 
     TensorFlow gets a tensor sharing the buffer (`fit_input`). PyTorch gets a CPU tensor

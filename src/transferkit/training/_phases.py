@@ -201,14 +201,11 @@ class PhaseRunner:
         assert self.train is not None
         if plan.info.location == "disk":
             size = self.settings.batch_size
+            # The order's seed is fixed before `fit` re-seeds: the same for every backend.
+            seed = (self.seed + index) if self.seed is not None else int(np.random.randint(2**31))
+            y_val = None if self.validation is None else self.validation.y
             x, val = stream_fit_data(
-                plan.features,
-                self.train.y,
-                None if self.validation is None else self.validation.y,
-                size,
-                max(size, VALIDATION_BATCH_SIZE),
-                # The order's seed is fixed before `fit` re-seeds: the same for every backend.
-                (self.seed + index) if self.seed is not None else int(np.random.randint(2**31)),
+                plan.features, self.train.y, y_val, size, max(size, VALIDATION_BATCH_SIZE), seed
             )
             return _FitPlan(plan.remainder, x, None, val, plan.info, cached=True, streamed=True)
         if self.validation is not None:
@@ -242,10 +239,8 @@ class PhaseRunner:
         start = time.perf_counter()
         apply_phase(self.prepared, phase)
         fit = self._fit_plan(index)
-        compile_kwargs = dict(self.compile_kwargs)
-        if fit.steps is not None:
-            compile_kwargs["steps_per_execution"] = fit.steps
-        fit.trained.compile(optimizer=optimizer, **compile_kwargs)
+        steps = {} if fit.steps is None else {"steps_per_execution": fit.steps}
+        fit.trained.compile(optimizer=optimizer, **{**self.compile_kwargs, **steps})
         if self.seed is not None:
             # Re-seed right before `fit` (offset per phase): computing cached activations may
             # draw from the backend's RNG, and training must not depend on whether it ran.
@@ -271,18 +266,6 @@ class PhaseRunner:
             give_back(callbacks)
         return_free_memory()
         self.epoch_seconds.extend(timer.epoch_seconds)
-        return self._record(index, phase, optimizer, fit, history, stopper, start)
-
-    def _record(
-        self,
-        index: int,
-        phase: Phase,
-        optimizer: Any,
-        fit: _FitPlan,
-        history: Any,
-        stopper: Any,
-        start: float,
-    ) -> tuple[PhaseRecord, dict[str, list[float]]]:
         epochs = len(history.epoch)
         best = stopped = None
         if stopper is not None and stopper.best is not None:

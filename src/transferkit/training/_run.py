@@ -20,7 +20,7 @@ from ..freezing._layers import ensure_built
 from ..strategies._l2sp import Penalty, attach_l2sp
 from ..strategies._phase import Phase
 from ..strategies._strategy import Strategy
-from ..timing import TrainingTiming, count_params
+from ..timing import TrainingTiming, count_params, throughput
 from ..types import Model
 from ._cache import CacheInfo, FeatureCache
 from ._data import ArrayData, check_class_weight, check_pair, default_loss
@@ -167,18 +167,10 @@ def timing_of(
     runner: PhaseRunner, prepared: Model, train: ArrayData | None, seconds: float
 ) -> TrainingTiming:
     """The run's timing record from its epochs."""
-    trainable, total_params = count_params(prepared)
-    epoch_seconds = runner.epoch_seconds
+    n, epochs = (None if train is None else len(train)), runner.epoch_seconds
+    # train_seconds, epoch_seconds, samples_per_second, trainable_params, total_params
     return TrainingTiming(
-        train_seconds=float(seconds),
-        epoch_seconds=tuple(epoch_seconds),
-        samples_per_second=(
-            len(train) * len(epoch_seconds) / sum(epoch_seconds)
-            if train is not None and sum(epoch_seconds) > 0
-            else None
-        ),
-        trainable_params=trainable,
-        total_params=total_params,
+        float(seconds), tuple(epochs), throughput(n, epochs), *count_params(prepared)
     )
 
 
@@ -188,8 +180,7 @@ def _penalty(strategy: Strategy, prepared: Model, work: Model) -> Penalty | None
     Pretrained: the weights of the copy before the strategy prepared it, except a head made
     by `replace_head` (before the comparison, or by the strategy), which is new.
     """
-    regularizer = getattr(strategy, "regularizer", None)
-    if regularizer is None:
+    if (regularizer := getattr(strategy, "regularizer", None)) is None:
         return None
     return attach_l2sp(prepared, regularizer, pretrained_weights(work))
 
@@ -251,7 +242,6 @@ def run_strategy(
         )
         records, history, optimizer = run_phases(runner, phases, settings, penalty)
     final = finish(strategy, prepared, phases[-1], optimizer, settings, compile_kwargs)
-    used = [r.cache for r in records if r.cache.used]
     return FitResult(
         model=final,
         history=history,
@@ -259,6 +249,6 @@ def run_strategy(
         strategy=strategy.name,
         epochs=runner.epochs_done,
         seed=seed,
-        cache=used[0] if used else records[0].cache,
+        cache=next((r.cache for r in records if r.cache.used), records[0].cache),
         phases=tuple(records),
     )

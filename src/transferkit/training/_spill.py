@@ -23,7 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from .._chunks import release_pages
+from .._chunks import Array, release_pages
 from ..types import Model
 from ._feed import predict_into
 
@@ -83,7 +83,7 @@ class SpillDir:
         self.path, self._finalizer = None, None
 
 
-def spilled_path(features: np.ndarray[Any, Any]) -> str | None:
+def spilled_path(features: Array) -> str | None:
     """The file holding `features` if they were spilled to disk, else None."""
     name = getattr(features, "filename", None) if isinstance(features, np.memmap) else None
     return None if name is None else str(name)
@@ -91,18 +91,18 @@ def spilled_path(features: np.ndarray[Any, Any]) -> str | None:
 
 def spill_features(
     prefix: Model,
-    arrays: dict[str, np.ndarray[Any, Any]],
+    arrays: dict[str, Array],
     feature_shape: tuple[int, ...],
     batch_size: int,
     directory: Path,
     stem: str,
-) -> dict[str, np.ndarray[Any, Any]]:
+) -> dict[str, Array]:
     """The prefix's outputs for each array, written chunk by chunk to `.npy` files.
 
     Neither the inputs nor the outputs are ever whole in memory: after each chunk the pages of
     both (when they are memmaps) are handed back to the page cache.
     """
-    out: dict[str, np.ndarray[Any, Any]] = {}
+    out: dict[str, Array] = {}
     for name, x in arrays.items():
         path = directory / f"{stem}-{name}.npy"
         features = np.lib.format.open_memmap(
@@ -120,19 +120,13 @@ class FeatureStream(keras.utils.PyDataset):  # type: ignore[misc]
     With `seed=None` the batches come in file order (validation).
     """
 
-    def __init__(
-        self,
-        features: np.ndarray[Any, Any],
-        labels: np.ndarray[Any, Any],
-        batch_size: int,
-        seed: int | None,
-    ) -> None:
+    def __init__(self, features: Array, labels: Array, batch_size: int, seed: int | None) -> None:
         super().__init__()
         self.features, self.labels, self.batch_size, self.seed = features, labels, batch_size, seed
         self.epoch = 0
         self.order = self._order()
 
-    def _order(self) -> np.ndarray[Any, Any] | None:
+    def _order(self) -> Array | None:
         if self.seed is None:
             return None
         return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.features))
@@ -140,12 +134,12 @@ class FeatureStream(keras.utils.PyDataset):  # type: ignore[misc]
     def __len__(self) -> int:
         return -(-len(self.features) // self.batch_size)
 
-    def batch_indices(self, index: int) -> np.ndarray[Any, Any] | slice:
+    def batch_indices(self, index: int) -> Array | slice:
         """The rows of batch `index` this epoch: sorted indices, or a slice in file order."""
         rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
         return rows if self.order is None else np.sort(self.order[rows])
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    def __getitem__(self, index: int) -> tuple[Array, Array]:
         rows = self.batch_indices(index)
         x = np.array(self.features[rows])  # a copy in memory: the mapping may drop its pages
         # After every batch: each row read maps its neighbours too (the kernel's fault-around,
@@ -161,9 +155,9 @@ class FeatureStream(keras.utils.PyDataset):  # type: ignore[misc]
 
 
 def stream_fit_data(
-    features: dict[str, np.ndarray[Any, Any]],
-    train_y: np.ndarray[Any, Any],
-    validation_y: np.ndarray[Any, Any] | None,
+    features: dict[str, Array],
+    train_y: Array,
+    validation_y: Array | None,
     batch_size: int,
     validation_batch_size: int,
     seed: int,

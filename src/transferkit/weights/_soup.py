@@ -90,8 +90,26 @@ def soup(
         mixed = copy_model(models[0])
         assign(mixed, models[0], paths[0], average(paths[0], values, range(len(models))))
         return mixed
+    # Wortsman et al.'s greedy soup (their Recipe 1), on validation accuracy.
     x, y = unpack_pair(validation, "validation")
-    return _greedy(models, paths, values, (x, y), batch_size)
+
+    def accuracy(model: Model) -> float:
+        return evaluate(model, x, y, batch_size=batch_size).accuracy
+
+    scores = [accuracy(model) for model in models]
+    order = sorted(range(len(models)), key=lambda i: -scores[i])  # stable: ties keep order
+    best = order[0]
+    # Every average is written into one copy of the best model (the same architecture).
+    mixed = copy_model(models[best])
+    chosen, score = [best], scores[best]
+    for i in order[1:]:
+        # The values of model `j` live under the paths of model `j`; `check_same` made the
+        # paths equal, so `paths[best]` names the variables of every model.
+        assign(mixed, models[best], paths[best], average(paths[best], values, [*chosen, i]))
+        if (candidate := accuracy(mixed)) >= score:
+            chosen, score = [*chosen, i], candidate
+    assign(mixed, models[best], paths[best], average(paths[best], values, chosen))
+    return mixed
 
 
 def _check_models(models: Any) -> list[Model]:
@@ -117,32 +135,3 @@ def average(paths: dict[str, Any], values: Sequence[Values], members: Sequence[i
         total = np.sum([values[i][path].astype(np.float64) for i in members], axis=0)
         out[path] = (total / len(members)).astype(values[first][path].dtype)
     return out
-
-
-def _greedy(
-    models: list[Model],
-    paths: list[dict[str, Any]],
-    values: list[Values],
-    validation: tuple[Any, Any],
-    batch_size: int,
-) -> Model:
-    """Wortsman et al.'s greedy soup (their Recipe 1), on validation accuracy."""
-
-    def accuracy(model: Model) -> float:
-        return evaluate(model, *validation, batch_size=batch_size).accuracy
-
-    scores = [accuracy(model) for model in models]
-    order = sorted(range(len(models)), key=lambda i: -scores[i])  # stable: ties keep order
-    best = order[0]
-    # Every average is written into one copy of the best model (the same architecture).
-    mixed = copy_model(models[best])
-    chosen, score = [best], scores[best]
-    for i in order[1:]:
-        # The values of model `j` live under the paths of model `j`; `check_same` made the
-        # paths equal, so `paths[best]` names the variables of every model.
-        assign(mixed, models[best], paths[best], average(paths[best], values, [*chosen, i]))
-        candidate = accuracy(mixed)
-        if candidate >= score:
-            chosen, score = [*chosen, i], candidate
-    assign(mixed, models[best], paths[best], average(paths[best], values, chosen))
-    return mixed
