@@ -21,7 +21,8 @@ from _train_helpers import images, split, tiny_cnn
 
 TOLERANCE = 1e-3
 """Largest difference between a run's serial and parallel final loss (relative) and its test
-accuracy (absolute) accepted; measured: 0 to 3e-6 on TensorFlow, JAX and PyTorch."""
+accuracy (absolute) accepted. Measured on these runs: none on TensorFlow and JAX, 2.2e-7
+(relative loss) on PyTorch; on the lab CNN (benchmarks/parallel.py) 0.001 test accuracy."""
 
 STRATEGIES = ["full", "feature_extractor"]
 
