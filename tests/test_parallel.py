@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 import numpy as np
@@ -25,6 +26,7 @@ accuracy (absolute) accepted. Measured on these runs: none on TensorFlow and JAX
 (relative loss) on PyTorch; on the lab CNN (benchmarks/parallel.py) 0.001 test accuracy."""
 
 STRATEGIES = ["full", "feature_extractor"]
+SEARCH = dict(learning_rates=[1e-3, 3e-3, 1e-2], search="halving")
 
 
 class KillOnce(keras.callbacks.Callback):
@@ -109,7 +111,10 @@ def test_a_dask_cluster_matches_serial_and_survives_a_killed_worker(tmp_path):
     with LocalCluster(n_workers=2, threads_per_worker=1, env=env) as cluster:
         with Client(cluster) as client:
             parallel = killed_and_resumed(tmp_path, client)
+            halving = compare(client, seeds=1, **SEARCH)  # submitted rung by rung
     assert_same_runs(compare(), parallel)
+    assert_same_runs(compare(seeds=1, **SEARCH), halving)
+    assert sorted({r.rung for r in halving.runs}, key=str) == [0, None]
 
 
 class Unregistered(keras.layers.Layer):
@@ -126,6 +131,11 @@ def _bad_cases():
     return [
         (dict(executor=object()), TypeError, 'must be None, "processes", a `concurrent'),
         (dict(executor="proceses"), ValueError, "Did you mean 'processes'"),
+        (
+            dict(executor=ThreadPoolExecutor(2)),
+            ValueError,
+            "must use processes: threads share Keras's global",
+        ),
         (
             dict(executor="processes", model=with_unregistered_layer),
             ValueError,

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures.thread import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -57,8 +58,13 @@ class RunsFailed(RuntimeError):
 
 def check_executor(executor: Any) -> Any:
     """`executor` as `compare_strategies` takes it: `None`, `"processes"`, an `Executor`, or
-    a Dask `Client` (duck-typed: it has `get_executor` and `scatter`)."""
-    if executor is None or isinstance(executor, Executor) or _is_client(executor):
+    a Dask `Client` (duck-typed: it has `get_executor`); not threads."""
+    if isinstance(executor, ThreadPoolExecutor):
+        raise ValueError(
+            "`executor` must use processes: threads share Keras's global random state, so runs "
+            'would not be reproducible. Use "processes" or a `ProcessPoolExecutor`.'
+        )
+    if executor is None or isinstance(executor, Executor) or hasattr(executor, "get_executor"):
         return executor
     if isinstance(executor, str):
         return check_choice(executor, "executor", ("processes",))
@@ -66,10 +72,6 @@ def check_executor(executor: Any) -> Any:
         '`executor` must be None, "processes", a `concurrent.futures.Executor` or a Dask '
         f"`Client`. Received: {type(executor).__name__}"
     )
-
-
-def _is_client(executor: Any) -> bool:
-    return callable(getattr(executor, "get_executor", None)) and hasattr(executor, "scatter")
 
 
 def one_thread() -> None:
@@ -98,9 +100,8 @@ def remote_job(blob: bytes, token: str, job: Job, keep: bool) -> tuple[RunRecord
     """In a worker: train `job` of comparison `token`. The plan is unpickled, and a cache
     made, once per worker and comparison, so the worker's runs share frozen activations."""
     if _WORKER.get("token") != token:
-        old = _WORKER.get("settings")
-        if old is not None and isinstance(old.cache, FeatureCache):
-            old.cache.close()
+        if isinstance(getattr(_WORKER.get("settings"), "cache", None), FeatureCache):
+            _WORKER["settings"].cache.close()  # the last comparison's activations
         plan, settings = pickle.loads(blob)
         cache = FeatureCache() if settings.cache is True else settings.cache
         _WORKER.update(token=token, plan=plan, settings=replace(settings, cache=cache))
@@ -153,7 +154,9 @@ class Dispatch:
                 "`@keras.saving.register_keras_serializable()`, give them `get_config()`, and "
                 "pass callbacks that can be pickled."
             ) from error
-        if _is_client(executor):  # Dask: the pickled plan goes to each worker once, not per run
+        if hasattr(
+            executor, "get_executor"
+        ):  # Dask: the pickled plan goes to each worker once, not per run
             self.blob = executor.scatter(self.blob, broadcast=True)
             executor = executor.get_executor()
         self.token, self.keep = uuid.uuid4().hex, keep != "none"
@@ -186,8 +189,7 @@ class Dispatch:
             RunsFailed: After the others finished, if a run failed twice.
         """
         if jobs:
-            where = "local processes" if self.owned else type(self.executor).__name__
-            progress.note(f"{len(jobs)} runs submitted to {where}")
+            progress.note(f"{len(jobs)} runs submitted to a {type(self.executor).__name__}")
         pending = {self._submit(job): job for job in jobs}
         retried: set[RunKey] = set()
         failed: dict[RunKey, BaseException] = {}

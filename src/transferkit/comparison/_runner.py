@@ -281,5 +281,4 @@ class Runner:
             self.progress.finish_run(text)
         else:
             self.progress.arrived(job.tag, job.seed, text)
-        del model
-        gc.collect()
+        gc.collect()  # the run's model and traced functions
