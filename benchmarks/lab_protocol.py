@@ -301,6 +301,17 @@ def budget_text(sides: dict[str, list[dict[str, Any]]]) -> str:
     if not frozen:
         return ""
     budgets = {s: [p["runs"][s]["budget"] for p in sides["tk"]] for s in frozen}
+    reach = []
+    for strategy in frozen:
+        lab_s = statistics.median(p["runs"][strategy]["fit_seconds"] for p in sides["lab"])
+        floor = statistics.median(sum(b["floors"].values()) for b in budgets[strategy])
+        need = lab_s / TARGET_FROZEN_SPEEDUP
+        reach.append(
+            f"- {strategy}: {TARGET_FROZEN_SPEEDUP:.0f}x faster needs a run of <= {need:.1f} s "
+            f"(lab {lab_s:.1f} s / {TARGET_FROZEN_SPEEDUP:.0f}); its floors sum to "
+            f"{floor:.1f} s, so at most {lab_s / floor:.1f}x is reachable at these rates"
+            + (" (the target is below the floor)." if floor > need else ".")
+        )
     return "\n".join(
         [
             "Time budget of transferkit's frozen runs (seconds; compilation/tracing estimated "
@@ -308,6 +319,8 @@ def budget_text(sides: dict[str, list[dict[str, Any]]]) -> str:
             "FLOPs / a rate measured in the same process; see benchmarks/_budget.py):",
             "",
             _budget.table(budgets),
+            "",
+            *reach,
             "",
             _budget.rates_line([p["rates"] for p in sides["tk"]]),
         ]

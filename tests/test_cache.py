@@ -80,6 +80,30 @@ def test_cache_gives_the_same_training_on_the_lab_cnn(strategy, prefix_layers, f
     assert cached.timing.total_params == plain.timing.total_params == 421642
 
 
+@pytest.mark.compiled
+def test_a_long_cached_phase_is_compiled_with_xla_on_tensorflow(monkeypatch):
+    from transferkit.training import _feed
+
+    x, y = fashion(300)
+    train, validation = split(x, y, 240, 60)  # 8 steps per epoch at batch size 32
+    model, backend = lab_cnn(), keras.backend.backend()
+    kwargs = dict(validation=validation, strategy=PartialFreeze(), epochs=2, batch_size=32,
+                  seed=0, verbose=0)  # fmt: skip
+    short = tk.fine_tune(model, train, **kwargs)
+    monkeypatch.setattr(_feed, "CACHED_XLA_MIN_STEPS", 16)  # this phase's 16 steps are "long"
+    long = tk.fine_tune(model, train, **kwargs)
+    off = tk.fine_tune(model, train, jit_compile=False, **kwargs)
+    plain = tk.fine_tune(model, train, cache=False, **kwargs)
+
+    assert long.cache.used and long.phases[0].jit_compile is (backend != "torch")
+    assert short.phases[0].jit_compile is plain.phases[0].jit_compile is (backend == "jax")
+    assert off.phases[0].jit_compile is False
+    for key in plain.history:  # XLA trains the same steps, to float32 rounding
+        assert np.allclose(long.history[key], plain.history[key], **CLOSE), key
+    record = long.phases[0]
+    assert json.loads(json.dumps(record.to_dict()))["jit_compile"] is record.jit_compile
+
+
 # --------------------------------------------------------------------------- refusals
 
 

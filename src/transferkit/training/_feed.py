@@ -19,11 +19,15 @@ CACHED_STEPS_PER_EXECUTION = 64
 """`steps_per_execution` of `"auto"` for a remainder on cached activations (TensorFlow, JAX)."""
 
 
+CACHED_XLA_MIN_STEPS = 2000
+"""Fewest training steps of a phase on cached activations that `jit_compile="auto"` compiles
+with XLA on TensorFlow (its compilation costs about as much as 2,000 steps save)."""
+
 PREDICT_CHUNK = 4096
 """Samples per `predict` call when computing cached activations under `tf.distribute`."""
 
 
-def _distributed() -> bool:
+def distributed() -> bool:
     """Whether a TensorFlow distribution strategy is active (then `predict` must be used)."""
     if keras.backend.backend() != "tensorflow":
         return False
@@ -35,7 +39,7 @@ def _distributed() -> bool:
 def aligned_empty(shape: tuple[int, ...]) -> Array:
     """An uninitialised float32 array whose data start on a 64-byte boundary.
 
-    TensorFlow can then use the very buffer as a tensor (see `fit_input`) instead of copying
+    TensorFlow can then use the very buffer as a tensor (see `cached_input`) instead of copying
     it, which would hold the cached activations twice while training.
     """
     count = int(np.prod(shape))
@@ -57,10 +61,10 @@ def predict_into(model: Any, x: Array, out: Array | tuple[int, ...], batch_size:
     if isinstance(out, tuple):
         out = aligned_empty((len(x), *out))
     chunk = max(batch_size, PREDICT_CHUNK // batch_size * batch_size)
-    distributed = _distributed()
+    whole = distributed()
     for start in range(0, len(x), chunk):
         stop = min(start + chunk, len(x))
-        if distributed:
+        if whole:
             out[start:stop] = model.predict(x[start:stop], batch_size=batch_size, verbose=0)
         else:
             for i in range(start, stop, batch_size):
@@ -75,7 +79,7 @@ def predict_into(model: Any, x: Array, out: Array | tuple[int, ...], batch_size:
 def predict(model: Any, x: Any, batch_size: int, verbose: Any = 0) -> Any:
     """`model.predict(x)`, batch by batch with `predict_on_batch` for a silent single-output
     prediction on a NumPy array (no dataset built around `x`: faster, less memory)."""
-    if verbose or not isinstance(x, np.ndarray) or _distributed() or len(x) == 0:
+    if verbose or not isinstance(x, np.ndarray) or distributed() or len(x) == 0:
         return model.predict(x, batch_size=batch_size, verbose=verbose)
     first = model.predict_on_batch(x[:batch_size])
     if not isinstance(first, np.ndarray):
@@ -87,28 +91,23 @@ def predict(model: Any, x: Any, batch_size: int, verbose: Any = 0) -> Any:
     return out
 
 
-def fit_input(features: Array) -> Any:
-    """Cached activations as `fit` should get them: without a copy where the backend allows.
-
-    On TensorFlow, Keras copies NumPy inputs into a tensor for every `fit`; a tensor sharing
-    the NumPy buffer (DLPack) avoids that copy. The caller keeps `features` alive while the
-    tensor is in use. Other backends slice NumPy arrays batch by batch and get `features`.
-    """
-    if keras.backend.backend() != "tensorflow" or features.ctypes.data % 64:
-        return features
-    import tensorflow as tf  # only reached on the TensorFlow backend
-
-    return tf.experimental.dlpack.from_dlpack(features.__dlpack__())
-
-
-def cached_steps_per_execution(auto: bool, steps: int) -> int:
-    """`steps_per_execution` for a cached remainder: more steps per call when `"auto"`.
+def cached_compile(settings: Any, kwargs: dict[str, Any], steps: int) -> Any:
+    """What a remainder on cached activations compiles with, over `kwargs`, for `steps`
+    training steps under `settings` (`TrainSettings`): with `"auto"`, more steps per call
+    and, on TensorFlow, XLA.
 
     A remainder's step is a few small matrix products, so the per-call cost of the training
-    loop weighs more than on the full model; the batches and updates are the same. PyTorch,
-    and TensorFlow under a `tf.distribute` strategy (`steps == 1`), keep one step per call.
+    loop weighs more than on the full model; the batches and updates are the same. XLA fuses
+    the step: the lab CNN's cached head trained 1.3-1.5x faster per epoch on 2 CPU cores
+    (`benchmarks/lab_protocol.py`), after about a second of compilation, so a phase of fewer
+    than `CACHED_XLA_MIN_STEPS` steps is left without it. PyTorch, and TensorFlow under a
+    `tf.distribute` strategy, keep one step per call and no XLA.
     """
-    return max(steps, CACHED_STEPS_PER_EXECUTION) if auto and steps > 1 else steps
+    per_call, backend = kwargs["steps_per_execution"], keras.backend.backend()
+    if settings.auto_steps and per_call > 1:
+        kwargs = {**kwargs, "steps_per_execution": max(per_call, CACHED_STEPS_PER_EXECUTION)}
+    xla = backend == "tensorflow" and steps >= CACHED_XLA_MIN_STEPS and not distributed()
+    return {**kwargs, "jit_compile": True} if settings.jit_compile == "auto" and xla else kwargs
 
 
 @contextmanager
@@ -136,13 +135,20 @@ def remainder_threads() -> Iterator[None]:
 def cached_input(features: Array) -> Any:
     """Cached activations as `fit` should get them, without a copy where the backend allows.
 
-    TensorFlow gets a tensor sharing the buffer (`fit_input`). PyTorch gets a CPU tensor
-    sharing it (`torch.from_numpy`), so each batch is one `index_select` instead of a NumPy
-    gather plus a host-to-tensor conversion; the batch order comes from the same sampler.
-    JAX slices NumPy arrays and gets them as they are.
+    On TensorFlow, Keras copies NumPy inputs into a tensor for every `fit`; a tensor sharing
+    the NumPy buffer (DLPack, when it is 64-byte aligned) avoids that copy. PyTorch gets a CPU
+    tensor sharing it (`torch.from_numpy`), so each batch is one `index_select` instead of a
+    NumPy gather plus a host-to-tensor conversion; the batch order comes from the same
+    sampler. JAX slices NumPy arrays and gets them as they are. The caller keeps `features`
+    alive while the tensor is in use.
     """
-    if keras.backend.backend() == "torch":
+    backend = keras.backend.backend()
+    if backend == "torch":
         import torch  # only reached on the PyTorch backend
 
         return torch.from_numpy(features)
-    return fit_input(features)
+    if backend != "tensorflow" or features.ctypes.data % 64:
+        return features
+    import tensorflow as tf  # only reached on the TensorFlow backend
+
+    return tf.experimental.dlpack.from_dlpack(features.__dlpack__())

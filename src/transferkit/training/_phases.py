@@ -23,12 +23,7 @@ from ..types import Model
 from ._cache import CacheInfo, CachePlan, FeatureCache, plan_cache
 from ._callbacks import give_back, make_early_stopping, see_full_model
 from ._data import ArrayData
-from ._feed import (
-    CACHED_VALIDATION_BATCH_SIZE,
-    cached_input,
-    cached_steps_per_execution,
-    remainder_threads,
-)
+from ._feed import CACHED_VALIDATION_BATCH_SIZE, cached_compile, cached_input, remainder_threads
 from ._settings import TrainSettings
 from ._spill import stream_fit_data
 
@@ -158,7 +153,7 @@ class _FitPlan:
     info: CacheInfo
     cached: bool = False
     streamed: bool = False
-    steps: int | None = None
+    compile: dict[str, Any] | None = None
 
 
 @dataclass
@@ -190,7 +185,7 @@ class PhaseRunner:
             self.prepared, arrays, cache=self.store, batch_size=self.settings.batch_size
         )
 
-    def _fit_plan(self, index: int) -> _FitPlan:
+    def _fit_plan(self, index: int, epochs: int) -> _FitPlan:
         """The model to `fit` and its data: the full model, or the remainder on activations."""
         plan = self._plan()
         val = None if self.validation is None else (self.validation.x, self.validation.y)
@@ -210,11 +205,10 @@ class PhaseRunner:
             return _FitPlan(plan.remainder, x, None, val, plan.info, cached=True, streamed=True)
         if self.validation is not None:
             val = (cached_input(plan.features["validation"]), self.validation.y)
-        steps = cached_steps_per_execution(
-            self.settings.auto_steps, self.compile_kwargs["steps_per_execution"]
-        )
+        steps = -(-len(self.train) // self.settings.batch_size) * epochs
+        kwargs = cached_compile(self.settings, self.compile_kwargs, steps)
         x = cached_input(plan.features["train"])
-        return _FitPlan(plan.remainder, x, self.train.y, val, plan.info, cached=True, steps=steps)
+        return _FitPlan(plan.remainder, x, self.train.y, val, plan.info, True, compile=kwargs)
 
     def _fit_kwargs(self, fit: _FitPlan) -> dict[str, Any]:
         """Batch sizes (none for a stream: it batches itself, as any PyDataset), class weights."""
@@ -238,9 +232,12 @@ class PhaseRunner:
         """Train `phase`; return its record and its history (one entry per epoch)."""
         start = time.perf_counter()
         apply_phase(self.prepared, phase)
-        fit = self._fit_plan(index)
-        steps = {} if fit.steps is None else {"steps_per_execution": fit.steps}
-        fit.trained.compile(optimizer=optimizer, **{**self.compile_kwargs, **steps})
+        assert phase.epochs is not None
+        fit = self._fit_plan(index, phase.epochs)
+        with warnings.catch_warnings():
+            if self.settings.jit_compile == "auto":  # Keras falls back from XLA where it must
+                warnings.filterwarnings("ignore", "Model doesn't support `jit_compile")
+            fit.trained.compile(optimizer=optimizer, **(fit.compile or self.compile_kwargs))
         if self.seed is not None:
             # Re-seed right before `fit` (offset per phase): computing cached activations may
             # draw from the backend's RNG, and training must not depend on whether it ran.
@@ -249,7 +246,6 @@ class PhaseRunner:
         stopper = make_early_stopping(self.settings.early_stopping)
         callbacks = [timer, _ReturnMemory(), *([stopper] if stopper else [])]
         callbacks += see_full_model(self.callbacks, self.prepared, fit.trained)
-        assert phase.epochs is not None
         try:
             with remainder_threads() if fit.cached else nullcontext():
                 history = fit.trained.fit(
@@ -278,6 +274,7 @@ class PhaseRunner:
             learning_rate=_initial_rate(optimizer),
             trainable_params=count_params(self.prepared)[0],
             cache=fit.info,
+            jit_compile=bool(fit.trained.jit_compile),
             best_epoch=best,
             stopped_epoch=stopped,
         )
@@ -298,6 +295,8 @@ class PhaseRecord(_serial.Record):
         learning_rate: The phase's initial learning rate, or `None` for a schedule.
         trainable_params: Parameters that trained in the phase.
         cache: Whether the phase trained on cached activations, and why (not).
+        jit_compile: Whether the phase's training step was compiled with XLA (on PyTorch,
+            `torch.compile`); see `fine_tune`'s `jit_compile`.
         best_epoch: With early stopping, the epoch (1-based, counted over the run) whose
             weights the phase kept; else `None`.
         stopped_epoch: The epoch (1-based) at which early stopping ended the phase, or `None`.
@@ -309,5 +308,6 @@ class PhaseRecord(_serial.Record):
     learning_rate: float | None
     trainable_params: int
     cache: CacheInfo
+    jit_compile: bool = False
     best_epoch: int | None = None
     stopped_epoch: int | None = None

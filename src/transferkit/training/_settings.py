@@ -14,6 +14,7 @@ from ..strategies._strategy import Strategy
 from ..types import Model
 from ._cache import FeatureCache
 from ._callbacks import EarlyStoppingSpec, check_early_stopping
+from ._feed import distributed
 
 Auto = Literal["auto"]
 PRECISIONS = (None, "float32", "mixed_bfloat16", "mixed_float16")
@@ -26,27 +27,19 @@ def default_steps_per_execution() -> int:
     about 20% faster per epoch with 16 steps per execution; JAX also gains; the PyTorch
     trainer runs one step at a time, and so does TensorFlow inside a `tf.distribute` scope.
     """
-    backend = keras.backend.backend()
-    if backend == "torch":
-        return 1
-    if backend == "tensorflow":
-        import tensorflow as tf  # only reached on the TensorFlow backend
-
-        if tf.distribute.has_strategy():
-            return 1  # Keras's multi-step loop fails under MirroredStrategy (placeholder error)
+    if keras.backend.backend() == "torch" or distributed():
+        return 1  # Keras's multi-step loop fails under MirroredStrategy (placeholder error)
     return 16
 
 
 def default_jit_compile() -> bool:
     """`jit_compile` used by `"auto"`: XLA for JAX; off on TensorFlow CPU (measured slower)."""
     backend = keras.backend.backend()
-    if backend == "jax":
-        return True
     if backend == "tensorflow":
         import tensorflow as tf  # only reached on the TensorFlow backend
 
         return bool(tf.config.list_physical_devices("GPU"))
-    return False
+    return bool(backend == "jax")
 
 
 def make_optimizer(optimizer: str | Any | None, learning_rate: float | None) -> Any:
