@@ -9,6 +9,7 @@ import pytest
 import transferkit as tk
 from _train_helpers import images, leaf_weights, split, tiny_cnn
 from transferkit import FeatureCache, FeatureExtractor, PartialFreeze
+from transferkit.metrics import evaluate
 
 CLOSE = {"rtol": 1e-4, "atol": 1e-5}
 FAST = {"epochs": 2, "batch_size": 16, "seed": 0, "verbose": 0}
@@ -70,3 +71,25 @@ def test_multi_phase_recipes_reuse_the_shared_activations(data, strategy):
         assert middle.used and middle.shared and middle.seconds == 0.0
     _same_training(shared, tk.fine_tune(model, train, cache=False, **kwargs))
     _same_training(shared, tk.fine_tune(model, train, cache=FeatureCache(), **kwargs))
+
+
+def test_a_comparison_scores_cached_runs_as_their_models_score():
+    """Test and validation metrics of cached runs come from the cached activations of the test
+    and validation images (computed once, with the training images'): they are the numbers the
+    kept models give on the images themselves."""
+    x, y = images(160, classes=3, seed=2)
+    train, validation, test = split(x, y, 64, 48, 48)
+    strategies = [PartialFreeze(upto=2), FeatureExtractor(cut="flatten"), "full"]
+    comparison = tk.compare_strategies(
+        tiny_cnn(), strategies, train=train, validation=validation, test=test, epochs=2,
+        batch_size=16, seeds=[0], verbose=0, keep_models="all",
+    )  # fmt: skip
+    partial, extractor, full = comparison.runs
+    assert partial.cache.used and extractor.cache.shared and not full.cache.used
+    assert partial.cache.nbytes == (64 + 48 + 48) * 64 * 4  # train, validation and test
+    for run in comparison.runs:
+        model = comparison.model(run.strategy, seed=0)
+        for data, recorded in ((test, run.metrics), (validation, run.validation)):
+            again = evaluate(model, *data)
+            assert again.confusion_matrix == recorded.confusion_matrix, run.strategy
+            assert np.isclose(again.f1_macro, recorded.f1_macro), run.strategy

@@ -148,21 +148,25 @@ def train_job(plan: ComparisonPlan, settings: TrainSettings, job: Job) -> tuple[
         settings = replace(settings, epochs=epochs)
         if strategy.epochs is not None and dataclasses.is_dataclass(strategy):
             strategy = replace(strategy, epochs=epochs)
-    result = run_strategy(
-        plan.start, plan.train, plan.validation, strategy, settings, seed=job.seed
-    )
-    val, names = plan.arrays[1], plan.class_names
+    result, cached = run_strategy(
+        plan.start, plan.train, plan.validation, strategy, settings, seed=job.seed,
+        evaluate_on={"test": plan.test.x},
+    )  # fmt: skip
+
+    def metrics(name: str, data: ArrayData) -> Any:  # the remainder on cached activations
+        model, x = cached.get(name, (result.model, data.x))  # computes the same outputs
+        return evaluate(model, x, data.y, class_names=plan.class_names)
+
+    val = plan.arrays[1]
     record = RunRecord(
         strategy=job.strategy.name,
         seed=job.seed,
         epochs=result.epochs,
-        metrics=evaluate(result.model, plan.test.x, plan.test.y, class_names=names),
+        metrics=metrics("test", plan.test),
         timing=result.timing,
         history=result.history,
         cache=result.cache,
-        validation=(
-            evaluate(result.model, val.x, val.y, class_names=names) if val is not None else None
-        ),
+        validation=None if val is None else metrics("validation", val),
         phases=result.phases,
         learning_rate=job.rate,
         rung=job.rung,

@@ -134,7 +134,7 @@ def fine_tune(
         )
     seed = None if seed is None else check_positive_int(seed, "seed", allow_zero=True)
     validation, train = read_once(validation, "validation"), read_declared(train, cache)
-    return run_strategy(model, train, validation, strat, settings, seed=seed, copy=copy)
+    return run_strategy(model, train, validation, strat, settings, seed=seed, copy=copy)[0]
 
 
 __all__ = ["FitResult", "fine_tune"]

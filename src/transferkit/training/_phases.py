@@ -23,7 +23,13 @@ from ..types import Model
 from ._cache import CacheInfo, CachePlan, FeatureCache, plan_cache
 from ._callbacks import give_back, make_early_stopping, see_full_model
 from ._data import ArrayData
-from ._feed import CACHED_VALIDATION_BATCH_SIZE, cached_compile, cached_input, remainder_threads
+from ._feed import (
+    CACHED_VALIDATION_BATCH_SIZE,
+    cached_compile,
+    cached_input,
+    lean_train,
+    remainder_threads,
+)
 from ._settings import TrainSettings
 from ._spill import stream_fit_data
 
@@ -154,6 +160,7 @@ class _FitPlan:
     cached: bool = False
     streamed: bool = False
     compile: dict[str, Any] | None = None
+    features: dict[str, Any] | None = None  # cached activations in memory, by data set
 
 
 @dataclass
@@ -171,14 +178,16 @@ class PhaseRunner:
     compile_kwargs: dict[str, Any]
     callbacks: Sequence[Any]
     seed: int | None
+    evaluate_on: dict[str, Any] = field(default_factory=dict)  # more arrays to cache
     epochs_done: int = 0
     epoch_seconds: list[float] = field(default_factory=list)
+    last: _FitPlan | None = None
 
     def _plan(self) -> CachePlan | CacheInfo:
         if self.store is None:
             return CacheInfo(used=False, reason=self.cache_off_reason)
         assert self.train is not None
-        arrays = {"train": self.train.x}
+        arrays = {"train": self.train.x, **self.evaluate_on}
         if self.validation is not None:
             arrays["validation"] = self.validation.x
         return plan_cache(
@@ -208,7 +217,19 @@ class PhaseRunner:
         steps = -(-len(self.train) // self.settings.batch_size) * epochs
         kwargs = cached_compile(self.settings, self.compile_kwargs, steps)
         x = cached_input(plan.features["train"])
-        return _FitPlan(plan.remainder, x, self.train.y, val, plan.info, True, compile=kwargs)
+        return _FitPlan(
+            plan.remainder, x, self.train.y, val, plan.info, True, compile=kwargs,
+            features=plan.features,
+        )  # fmt: skip
+
+    def cached_views(self) -> dict[str, tuple[Model, Any]]:
+        """The trained remainder of the last phase with its cached activations of each data
+        set (validation, `evaluate_on`): the full model's outputs, without its frozen prefix.
+        Empty unless that phase trained on activations in memory."""
+        last = self.last
+        if last is None or last.features is None:
+            return {}
+        return {k: (last.trained, a) for k, a in last.features.items() if k != "train"}
 
     def _fit_kwargs(self, fit: _FitPlan) -> dict[str, Any]:
         """Batch sizes (none for a stream: it batches itself, as any PyDataset), class weights."""
@@ -221,9 +242,13 @@ class PhaseRunner:
         if self.train:
             kwargs["batch_size"] = size
         if self.validation is not None:
-            # Validation only runs forward: bigger batches are cheaper and leave training as is.
-            val_batch = CACHED_VALIDATION_BATCH_SIZE if fit.cached else VALIDATION_BATCH_SIZE
-            kwargs["validation_batch_size"] = max(size, val_batch)
+            # Validation only runs forward: bigger batches are cheaper and leave training as is;
+            # cached, of equal size (10,000 as 5 x 2,000): one batch shape, one compilation.
+            val_batch = max(size, VALIDATION_BATCH_SIZE)
+            if fit.cached:
+                n = len(self.validation)
+                val_batch = -(-n // -(-n // max(size, CACHED_VALIDATION_BATCH_SIZE)))
+            kwargs["validation_batch_size"] = val_batch
         return kwargs
 
     def run(
@@ -233,11 +258,13 @@ class PhaseRunner:
         start = time.perf_counter()
         apply_phase(self.prepared, phase)
         assert phase.epochs is not None
-        fit = self._fit_plan(index, phase.epochs)
+        fit = self.last = self._fit_plan(index, phase.epochs)
         with warnings.catch_warnings():
             if self.settings.jit_compile == "auto":  # Keras falls back from XLA where it must
                 warnings.filterwarnings("ignore", "Model doesn't support `jit_compile")
             fit.trained.compile(optimizer=optimizer, **(fit.compile or self.compile_kwargs))
+        if fit.compile is not None and self.train is not None:
+            lean_train(fit.trained, -(-len(self.train) // self.settings.batch_size))
         if self.seed is not None:
             # Re-seed right before `fit` (offset per phase): computing cached activations may
             # draw from the backend's RNG, and training must not depend on whether it ran.
