@@ -47,11 +47,10 @@ class MachineInfo(_serial.Record):
     backend_version: str
 
     def __str__(self) -> str:
-        gpus = ", ".join(self.gpus) if self.gpus else "no GPU"
         return (
-            f"{self.cpu}, {self.cores} cores, {self.memory_gib:.0f} GiB RAM, {gpus}; "
-            f"{self.system}; Python {self.python}, Keras {self.keras}, "
-            f"{self.backend} {self.backend_version}"
+            f"{self.cpu}, {self.cores} cores, {self.memory_gib:.0f} GiB RAM, "
+            f"{', '.join(self.gpus) if self.gpus else 'no GPU'}; {self.system}; "
+            f"Python {self.python}, Keras {self.keras}, {self.backend} {self.backend_version}"
         )
 
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,11 +139,10 @@ class ClassificationMetrics(_serial.Record):
             f"macro recall: {self.recall_macro:.4f}",
             f"  {'class':<{width}}  precision     recall         f1    support",
         ]
-        for c in self.per_class:
-            lines.append(
-                f"  {c.name:<{width}}  {c.precision:9.4f}  {c.recall:9.4f}  {c.f1:9.4f}  "
-                f"{c.support:9d}"
-            )
+        lines += [
+            f"  {c.name:<{width}}  {c.precision:9.4f}  {c.recall:9.4f}  {c.f1:9.4f}  {c.support:9d}"
+            for c in self.per_class
+        ]
         return "\n".join(lines)
 
 
@@ -326,10 +326,7 @@ def _compute(
 
 def _reads_logits(model: Model, outputs: npt.NDArray[Any]) -> bool:
     """Whether a one-unit output is a logit: a linear last layer, or values outside [0, 1]."""
-    try:
-        activation = output_activation(model)
-    except (ValueError, TypeError, AttributeError):
-        activation = None
-    if activation is not None:
-        return activation == "linear"
+    with suppress(ValueError, TypeError, AttributeError):
+        if (activation := output_activation(model)) is not None:
+            return activation == "linear"
     return bool(np.any((outputs < 0) | (outputs > 1)))

@@ -63,8 +63,7 @@ def _resolve_strategies(strategies: Sequence[Strategy | str]) -> list[Strategy]:
         )
     resolved = [resolve_strategy(s) for s in strategies]
     names = [s.name for s in resolved]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
+    if dupes := sorted({n for n in names if names.count(n) > 1}):
         raise ValueError(
             f"`strategies` has duplicates: {dupes}. Give each a distinct configuration or a "
             "distinct `label=`."
@@ -225,8 +224,7 @@ def compare_strategies(
     print(comparison.to_markdown())
     ```
     """
-    if verbose == "auto":
-        verbose = 1
+    verbose = 1 if verbose == "auto" else verbose
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
         raise ValueError(f'`verbose` must be 0, 1, 2 or "auto". Received: verbose={verbose!r}')
     check_choice(keep_models, "keep_models", KEEP_MODELS)
@@ -251,11 +249,8 @@ def compare_strategies(
         store = stack.enter_context(_comparison_cache(cache if dispatch is None else False))
         shared = replace(settings, cache=store if store is not None else False)
         runs = Runner(plan, shared, log, done, keeper, verbose, output, elsewhere).run_all()
-    comparison = Comparison(
-        runs=tuple(runs),
-        config=plan.config(),
-        strategy_objects={s.name: s for s in plan.strategies},
-    )
+    objects = {s.name: s for s in plan.strategies}
+    comparison = Comparison(runs=tuple(runs), config=plan.config(), strategy_objects=objects)
     return replace(comparison, kept=keeper.only(best_key(comparison)))
 
 

@@ -17,15 +17,7 @@ from ..strategies._strategy import Strategy
 from ..types import Model
 from ..weights._soup import soup
 from ._models import load
-from ._records import (
-    BASELINE,
-    SUMMARY_METRICS,
-    RunKey,
-    RunRecord,
-    SummaryRow,
-    metric_bounds,
-    summarize,
-)
+from ._records import BASELINE, SUMMARY_METRICS, RunKey, RunRecord, SummaryRow, summary_row
 from ._search import best_rates, mean_validation
 
 
@@ -188,9 +180,7 @@ class Comparison:
         for strategy in self.strategies:
             runs = self.runs_of(strategy)
             for metric in metrics:
-                values = [run.value(metric) for run in runs]
-                mean, std, low, high = summarize(values, metric_bounds(metric))
-                rows.append(SummaryRow(strategy, metric, len(runs), mean, std, low, high))
+                rows.append(summary_row(strategy, metric, [run.value(metric) for run in runs]))
         if BASELINE in self.strategies and metrics == SUMMARY_METRICS:
             rows.extend(self.gains())
         return tuple(rows)
@@ -214,9 +204,7 @@ class Comparison:
         for s in self.strategies:
             diffs = [r.value(metric) - base[r.seed] for r in self.runs_of(s) if r.seed in base]
             if s != baseline and diffs:
-                name = f"{metric}_gain_vs_{baseline}"
-                stats = summarize(diffs, metric_bounds(name))
-                rows.append(SummaryRow(s, name, len(diffs), *stats))
+                rows.append(summary_row(s, f"{metric}_gain_vs_{baseline}", diffs))
         return tuple(rows)
 
     def soup(
@@ -274,13 +262,12 @@ class Comparison:
         """One CSV row per run (strategy, seed, headline metrics, timing); also to `path`."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        header = [
+        writer.writerow([
             "strategy", "seed", "epochs", "accuracy", "precision_macro", "recall_macro",
             "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted",
             "train_seconds", "seconds_per_epoch", "samples_per_second",
             "trainable_params", "total_params", "cache_used", "learning_rate", "rung",
-        ]  # fmt: skip
-        writer.writerow(header)
+        ])  # fmt: skip
         for run in self.runs:
             m, t = run.metrics, run.timing
             writer.writerow([

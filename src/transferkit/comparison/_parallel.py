@@ -154,9 +154,8 @@ class Dispatch:
                 "`@keras.saving.register_keras_serializable()`, give them `get_config()`, and "
                 "pass callbacks that can be pickled."
             ) from error
-        if hasattr(
-            executor, "get_executor"
-        ):  # Dask: the pickled plan goes to each worker once, not per run
+        # Dask: the pickled plan goes to each worker once, not per run
+        if hasattr(executor, "get_executor"):
             self.blob = executor.scatter(self.blob, broadcast=True)
             executor = executor.get_executor()
         self.token, self.keep = uuid.uuid4().hex, keep != "none"

@@ -54,8 +54,7 @@ class RunProgress:
         self.total = total
         self.verbose = verbose
         self._clock = clock
-        self._began = clock()
-        self._run_began = self._began
+        self._began = self._run_began = clock()
         self._tag = ""
         self._done = 0
         self._resumed = 0

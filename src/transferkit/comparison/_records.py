@@ -141,6 +141,11 @@ def summarize(
     return mean, std, max(low, mean - half), min(high, mean + half)
 
 
+def summary_row(strategy: str, metric: str, values: Sequence[float]) -> SummaryRow:
+    """The `SummaryRow` of `values`: mean, std and 95% CI, clipped to the metric's range."""
+    return SummaryRow(strategy, metric, len(values), *summarize(values, metric_bounds(metric)))
+
+
 def metric_bounds(metric: str) -> tuple[float, float]:
     """The range of a summary metric: [0, 1] for scores, [-1, 1] for gains, [0, inf) for time."""
     if metric == "train_seconds":

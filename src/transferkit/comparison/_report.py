@@ -195,11 +195,10 @@ def render_html(comparison: ComparisonView, *, title: str) -> str:
     """The report as one HTML document (images inline, no external files)."""
     if not comparison.runs:
         raise ValueError("The comparison has no runs: there is nothing to report.")
-    seeds = {run.seed for run in comparison.runs}
     written = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     meta = (
-        f"{len(comparison.strategies)} strategies × {len(seeds)} seed(s), "
-        f"{len(comparison.runs)} runs. Written {written} by transferkit {__version__}."
+        f"{len(comparison.strategies)} strategies × {len({r.seed for r in comparison.runs})} "
+        f"seed(s), {len(comparison.runs)} runs. Written {written} by transferkit {__version__}."
     )
     parts = [
         f"<h1>{html.escape(title)}</h1>",

@@ -94,7 +94,7 @@ def _parse(raw: bytes, where: str) -> tuple[dict[str, Any], list[RunRecord], int
     if not isinstance(first, dict) or first.get("kind") != "header":
         raise _refusal(where, "is not a transferkit comparison log (no transferkit header).")
     records = []
-    for number, line in enumerate(lines[1:], start=2):
+    for n, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
         try:
@@ -103,9 +103,7 @@ def _parse(raw: bytes, where: str) -> tuple[dict[str, Any], list[RunRecord], int
                 continue
             records.append(RunRecord.from_dict(entry, resumed=True))
         except (ValueError, KeyError, TypeError, AttributeError):
-            raise _refusal(
-                where, f"is damaged: line {number} is not a complete run record."
-            ) from None
+            raise _refusal(where, f"is damaged: line {n} is not a complete run record.") from None
     return first, records, good_end
 
 
@@ -137,8 +135,7 @@ class RunLog:
                 f"({str(path.parent)!r}). Create it first, or choose another path."
             )
         existed = path.exists()
-        raw = path.read_bytes() if existed else b""
-        if raw:
+        if existed and (raw := path.read_bytes()):
             return log, log._verify(raw)
         try:  # a new (or empty) file: writing the header now tests that the path is writable
             log._write(json.dumps(header).encode() + b"\n")
@@ -183,8 +180,7 @@ class RunLog:
             raw = Path(path).read_bytes()
         except OSError as err:
             raise ValueError(f"{where} cannot be read ({err.strerror}).") from err
-        header, records, _ = _parse(raw, where)
-        return header, records
+        return _parse(raw, where)[:2]
 
     def _check_writable(self) -> None:
         try:

@@ -29,13 +29,12 @@ def _check_grid(values: Any, where: str) -> tuple[float, ...]:
             f"{where} must be a non-empty list of learning rates, e.g. [1e-4, 1e-3, 1e-2]. "
             f"Received: {values!r}"
         )
-    rates = []
     for value in values:
         if not is_real(value) or not math.isfinite(float(value)) or float(value) <= 0:
             raise ValueError(
                 f"{where} must hold finite learning rates > 0. Received: {value!r} in {values!r}"
             )
-        rates.append(float(value))
+    rates = [float(value) for value in values]
     if len(set(rates)) != len(rates):
         raise ValueError(f"{where} repeats a rate. Received: {values!r}")
     return tuple(rates)
@@ -79,8 +78,7 @@ def resolve_grids(
             for label, rates in learning_rates.items()
         }
     else:
-        rates = _check_grid(learning_rates, "`learning_rates`")
-        grids = {name: rates for name in names}
+        grids = dict.fromkeys(names, _check_grid(learning_rates, "`learning_rates`"))
     return {
         s.name: (None,) if s.learning_rate is not None else grids.get(s.name, (None,))
         for s in strategies

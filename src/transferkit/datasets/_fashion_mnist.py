@@ -135,12 +135,10 @@ def _describe(candidate: _Candidate) -> str:
     return f"  * {directory} ({candidate.origin}): {status}"
 
 
-def _not_found_message(candidates: list[_Candidate], extra: str = "") -> str:
+def _not_found_message(candidates: list[_Candidate], extra: str) -> str:
     searched = "\n".join(_describe(candidate) for candidate in candidates)
-    message = f"Fashion-MNIST was not found. Searched these directories, in order:\n{searched}\n"
-    if extra:
-        message += extra + "\n"
-    return message + _FIX_HINT
+    intro = "Fashion-MNIST was not found. Searched these directories, in order:"
+    return f"{intro}\n{searched}\n{extra}\n{_FIX_HINT}"
 
 
 def find_fashion_mnist(path: str | os.PathLike[str] | None = None) -> Path | None:

@@ -236,6 +236,4 @@ def augmentation(
     if translation:
         shift = float(translation)
         layers.append(keras.layers.RandomTranslation(shift, shift, seed=layer_seed(3)))
-    if not layers:
-        layers.append(keras.layers.Identity())
-    return keras.Sequential(layers, name="augmentation")
+    return keras.Sequential(layers or [keras.layers.Identity()], name="augmentation")

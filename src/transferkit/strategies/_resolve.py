@@ -41,9 +41,7 @@ def resolve_strategy(strategy: Strategy | str) -> Strategy:
     """
     if isinstance(strategy, str):
         base, _, arg = strategy.partition(":")
-        boundary: Boundary | None = None
-        if arg:
-            boundary = int(arg) if arg.lstrip("-").isdigit() else arg
+        boundary: Boundary | None = int(arg) if arg.lstrip("-").isdigit() else (arg or None)
         if base == "full" and not arg:
             return FullFineTune()
         if base == "partial":
@@ -78,7 +76,8 @@ def with_learning_rate(strategy: Strategy, rate: float) -> Strategy:
     Raises:
         ValueError: For a strategy that is not a dataclass with a `learning_rate` field.
     """
-    fields = {f.name for f in dataclasses.fields(strategy)} if _is_dataclass(strategy) else set()  # type: ignore[arg-type]
+    instance = dataclasses.is_dataclass(strategy) and not isinstance(strategy, type)
+    fields = {f.name for f in dataclasses.fields(strategy)} if instance else set()  # type: ignore[arg-type]
     if "learning_rate" not in fields:
         raise ValueError(
             f"Cannot set the learning rate of the strategy {strategy.name!r} "
@@ -89,10 +88,6 @@ def with_learning_rate(strategy: Strategy, rate: float) -> Strategy:
     if "label" in fields and getattr(strategy, "label", None) is None:
         changes["label"] = strategy.name  # keeps the comparison's label, whatever its rate
     return dataclasses.replace(strategy, **changes)  # type: ignore[type-var]
-
-
-def _is_dataclass(value: Any) -> bool:
-    return dataclasses.is_dataclass(value) and not isinstance(value, type)
 
 
 def _value(key: str, value: Any) -> Any:

@@ -216,9 +216,8 @@ def frozen_prefix(model: Model) -> tuple[int, str]:
 
 def _is_reshape(layer: Layer) -> bool:
     """Whether `layer` only reshapes its input (same values, same order): free on a cache."""
-    if isinstance(layer, keras.layers.Reshape):
-        return True
-    return isinstance(layer, keras.layers.Flatten) and layer.data_format == "channels_last"
+    flatten = isinstance(layer, keras.layers.Flatten) and layer.data_format == "channels_last"
+    return flatten or isinstance(layer, keras.layers.Reshape)
 
 
 def _prefix_keys(layers: list[Layer], arrays: dict[str, Array]) -> list[str]:

@@ -38,8 +38,8 @@ class FullModelCallback(keras.callbacks.Callback):  # type: ignore[misc]
         method = getattr(self.inner, hook)
 
         def forward(*args: Any, **kwargs: Any) -> None:
-            sync = getattr(self.trained, "jax_state_sync", None)
-            if sync is not None:  # JAX keeps training state off the variables mid-epoch
+            # JAX keeps training state off the variables mid-epoch
+            if (sync := getattr(self.trained, "jax_state_sync", None)) is not None:
                 sync()
             method(*args, **kwargs)
             if getattr(self.full, "stop_training", False):

@@ -251,13 +251,12 @@ def _as_arrays(data: Any, name: str) -> tuple[np.ndarray[Any, Any], np.ndarray[A
 
 def _check_inputs(x: np.ndarray[Any, Any], name: str, model: Model) -> None:
     """Refuse NaN/inf inputs and a per-sample shape the model cannot take."""
-    if np.issubdtype(x.dtype, np.floating):
-        # chunk by chunk: x may be a memmap larger than memory
-        if bad := count_nonfinite(x):
-            raise ValueError(
-                f"`{name}` inputs contain {bad} NaN or infinite values; clean or impute them "
-                "before training."
-            )
+    # chunk by chunk: x may be a memmap larger than memory
+    if np.issubdtype(x.dtype, np.floating) and (bad := count_nonfinite(x)):
+        raise ValueError(
+            f"`{name}` inputs contain {bad} NaN or infinite values; clean or impute them "
+            "before training."
+        )
     input_shape = io_shapes(model)[0]
     if input_shape is None:
         return

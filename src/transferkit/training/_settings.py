@@ -45,8 +45,7 @@ def default_jit_compile() -> bool:
 def make_optimizer(optimizer: str | Any | None, learning_rate: float | None) -> Any:
     """A fresh optimizer: from a name, or a copy of an optimizer instance's configuration
     (`None`: Adam)."""
-    if optimizer is None:
-        optimizer = "adam"
+    optimizer = "adam" if optimizer is None else optimizer
     if isinstance(optimizer, str):
         config: dict[str, Any] = {} if learning_rate is None else {"learning_rate": learning_rate}
         try:
