@@ -33,7 +33,7 @@ from ._feed import (
 from ._settings import TrainSettings
 from ._spill import stream_fit_data
 
-VALIDATION_BATCH_SIZE = 256
+VALIDATION_BATCH = 256
 """Smallest batch size `fine_tune` validates NumPy data with (forward passes only)."""
 
 
@@ -209,7 +209,7 @@ class PhaseRunner:
             seed = (self.seed + index) if self.seed is not None else int(np.random.randint(2**31))
             y_val = None if self.validation is None else self.validation.y
             x, val = stream_fit_data(
-                plan.features, self.train.y, y_val, size, max(size, VALIDATION_BATCH_SIZE), seed
+                plan.features, self.train.y, y_val, size, max(size, VALIDATION_BATCH), seed
             )
             return _FitPlan(plan.remainder, x, None, val, plan.info, cached=True, streamed=True)
         if self.validation is not None:
@@ -218,9 +218,8 @@ class PhaseRunner:
         kwargs = cached_compile(self.settings, self.compile_kwargs, steps)
         x = cached_input(plan.features["train"])
         return _FitPlan(
-            plan.remainder, x, self.train.y, val, plan.info, True, compile=kwargs,
-            features=plan.features,
-        )  # fmt: skip
+            plan.remainder, x, self.train.y, val, plan.info, True, False, kwargs, plan.features
+        )
 
     def cached_views(self) -> dict[str, tuple[Model, Any]]:
         """The trained remainder of the last phase with its cached activations of each data
@@ -244,11 +243,9 @@ class PhaseRunner:
         if self.validation is not None:
             # Validation only runs forward: bigger batches are cheaper and leave training as is;
             # cached, of equal size (10,000 as 5 x 2,000): one batch shape, one compilation.
-            val_batch = max(size, VALIDATION_BATCH_SIZE)
-            if fit.cached:
-                n = len(self.validation)
-                val_batch = -(-n // -(-n // max(size, CACHED_VALIDATION_BATCH_SIZE)))
-            kwargs["validation_batch_size"] = val_batch
+            n, most = len(self.validation), max(size, CACHED_VALIDATION_BATCH_SIZE)
+            even = -(-n // -(-n // most))  # `n` in equal batches of at most `most`
+            kwargs["validation_batch_size"] = even if fit.cached else max(size, VALIDATION_BATCH)
         return kwargs
 
     def run(
