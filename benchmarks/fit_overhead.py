@@ -1,17 +1,22 @@
-"""Benchmark, paired: Keras's own training loop against transferkit's lean one, on a cached head.
+"""Benchmark, paired: Keras's own training loop against a lean one, on a cached head.
 
 On cached activations the feature extractor trains only the lab CNN's 3136x128 and 128x10
-Dense layers, so each step is small and `fit`'s per-step machinery weighs. On TensorFlow with
-XLA, Keras's `train_function` asks its iterator for an *optional* next batch and branches on it
-at every step; transferkit's `lean_train` (`transferkit.training._feed`) runs the same compiled
-`train_step` on the same batches of the same epoch iterator, with each call's step count known
-in Python. Both sides run `model.fit` (callbacks, validation, history unchanged) on a fresh
-model from the same initial weights and seed; only `model.train_function` differs.
+Dense layers, so each step is small and `fit`'s per-step machinery may weigh. On TensorFlow
+with XLA, Keras's `train_function` asks its iterator for an *optional* next batch and branches
+on it at every step; the lean loop here (`lean_train`) runs the same compiled `train_step` on
+the same batches of the same epoch iterator, with each call's step count known in Python. Both
+sides run `model.fit` (callbacks, validation, history unchanged) on a fresh model from the same
+initial weights and seed; only `model.train_function` differs.
+
+transferkit does not use the lean loop: it measured 1.2 s -> 1.0 s per epoch on an AVX-512
+EPYC, but no gain on an AVX2 EPYC (keras / lean 0.90, 0.49-1.01, 5 pairs), where the epoch is
+bound by its matrix products and Adam's update. This script is kept to re-measure it on other
+CPUs (see docs/guide/performance.md).
 
 The script first checks that both give the same history (bitwise, as the batches and the
 compiled step are the same), then times `--pairs` pairs, alternating the order (A B, B A, ...),
-each side one steady epoch (a 1-epoch fit subtracted from a `1 + --epochs`-epoch fit, so
-compilation cancels), and prints the median of the per-pair ratios `keras / lean` with min and
+each side a fit of `1 + --epochs` epochs of which the median of the last `--epochs` counts
+(the first compiles), and prints the median of the per-pair ratios `keras / lean` with min and
 max, and the CPU. The features are random: the cost does not depend on their values.
 
 Usage:
@@ -27,11 +32,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +46,37 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from transferkit.timing import machine_info  # noqa: E402
-from transferkit.training._feed import aligned_empty, cached_input, lean_train  # noqa: E402
+from transferkit.timing import EpochTimer, machine_info  # noqa: E402
+from transferkit.training._feed import aligned_empty, cached_input, distributed  # noqa: E402
+
+
+def lean_train(model: Any, batches: int) -> None:
+    """Give `model`, compiled with XLA on TensorFlow, a leaner `train_function` (in place):
+    the same compiled `train_step` on the same batches of `fit`'s own epoch iterator
+    (`batches` per epoch), `steps_per_execution` steps per call, each call's count known in
+    Python, no optional batches. Call it after `compile`, which resets the function."""
+    if keras.backend.backend() != "tensorflow" or not model.jit_compile or distributed():
+        return
+    import tensorflow as tf  # only reached on the TensorFlow backend
+
+    step = tf.function(model.train_step, jit_compile=True, reduce_retracing=True)
+
+    def loop(iterator: Any, count: Any) -> Any:
+        logs = step(next(iterator))
+        body = lambda i, _: (i + 1, step(next(iterator)))  # noqa: E731
+        return tf.while_loop(lambda i, _: i < count, body, (tf.constant(1), logs))[1]
+
+    steps = tf.function(loop, reduce_retracing=True)
+
+    done = 0
+
+    def train_function(iterator: Any) -> Any:
+        nonlocal done
+        count = min(model.steps_per_execution, batches - done)
+        done = (done + count) % batches
+        return steps(iterator, tf.constant(count))
+
+    model.train_function = train_function
 
 
 def head(weights: list[Any] | None) -> keras.Model:
@@ -62,17 +96,18 @@ def head(weights: list[Any] | None) -> keras.Model:
 
 
 def train(lean: bool, epochs: int, data: dict[str, Any], weights: list[Any]) -> tuple[float, Any]:
-    """Seconds of a seeded `fit` of a fresh head, and its history."""
+    """The median seconds of the epochs after the first of a seeded `fit` of a fresh head
+    (validation included), and its history."""
     model = head(weights)
     if lean:
         lean_train(model, -(-len(data["y"]) // 64))
+    timer = EpochTimer()
     keras.utils.set_random_seed(1)
-    start = time.perf_counter()
     history = model.fit(
-        data["x"], data["y"], batch_size=64, epochs=epochs, verbose=0,
+        data["x"], data["y"], batch_size=64, epochs=epochs, verbose=0, callbacks=[timer],
         validation_data=(data["x_val"], data["y_val"]), validation_batch_size=2000,
     )  # fmt: skip
-    return time.perf_counter() - start, history.history
+    return statistics.median(timer.epoch_seconds[1:] or [math.nan]), history.history
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
     for pair in range(args.pairs):
         for lean in (False, True) if pair % 2 == 0 else (True, False):
             epoch = train(lean, 1 + args.epochs, data, weights)[0]
-            epoch = (epoch - train(lean, 1, data, weights)[0]) / args.epochs
             (lean_s if lean else keras_s).append(epoch)
         print(f"pair {pair + 1}/{args.pairs}: keras {keras_s[-1]:.3f} s/epoch, "
               f"lean {lean_s[-1]:.3f} s/epoch", flush=True)  # fmt: skip

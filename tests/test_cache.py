@@ -104,35 +104,6 @@ def test_a_long_cached_phase_is_compiled_with_xla_on_tensorflow(monkeypatch):
     assert json.loads(json.dumps(record.to_dict()))["jit_compile"] is record.jit_compile
 
 
-@pytest.mark.compiled
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's loop only")
-@pytest.mark.parametrize("jit_compile", [True, False])
-def test_the_lean_loop_trains_exactly_as_keras_own(jit_compile):
-    from transferkit.training._feed import lean_train
-
-    x, y = blobs(300, dim=20)  # 10 batches of 32: calls of 4, 4 and 2 steps
-
-    def run(lean):
-        keras.utils.set_random_seed(0)
-        model = mlp(dim=20)
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], steps_per_execution=4,
-                      jit_compile=jit_compile)  # fmt: skip
-        if lean:
-            lean_train(model, 10)
-            assert (model.train_function is not None) is jit_compile  # XLA only
-        keras.utils.set_random_seed(1)
-        history = model.fit(x, y, batch_size=32, epochs=3, validation_data=(x[:50], y[:50]),
-                            verbose=0)  # fmt: skip
-        assert ("lean_train" in model.train_function.__qualname__) is (lean and jit_compile)
-        return history.history, model.get_weights()
-
-    (keras_history, keras_weights), (lean_history, lean_weights) = run(False), run(True)
-    assert lean_history == keras_history  # the same batches through the same compiled step
-    assert len(lean_history["loss"]) == 3 and lean_history["loss"][2] < lean_history["loss"][0]
-    assert same_weights(lean_weights, keras_weights)
-
-
 # --------------------------------------------------------------------------- refusals
 
 

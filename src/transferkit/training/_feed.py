@@ -111,40 +111,6 @@ def cached_compile(settings: Any, kwargs: dict[str, Any], steps: int) -> Any:
     return {**kwargs, "jit_compile": True} if settings.jit_compile == "auto" and xla else kwargs
 
 
-def lean_train(model: Any, batches: int) -> None:
-    """Give a remainder compiled with XLA on TensorFlow a leaner `train_function` (in place;
-    others are left alone): the same compiled `train_step` on the same batches of `fit`'s own
-    epoch iterator (`batches` per epoch), `steps_per_execution` steps per call, each call's
-    count known in Python. Call it after `compile`, which resets the function.
-
-    Keras's own loop asks the iterator for an optional next batch and branches on it at every
-    step, which on a cached head's small step costs about a tenth of the epoch
-    (`benchmarks/fit_overhead.py`).
-    """
-    if keras.backend.backend() != "tensorflow" or not model.jit_compile or distributed():
-        return
-    import tensorflow as tf  # only reached on the TensorFlow backend
-
-    step = tf.function(model.train_step, jit_compile=True, reduce_retracing=True)
-
-    def loop(iterator: Any, count: Any) -> Any:
-        logs = step(next(iterator))
-        body = lambda i, _: (i + 1, step(next(iterator)))  # noqa: E731
-        return tf.while_loop(lambda i, _: i < count, body, (tf.constant(1), logs))[1]
-
-    steps = tf.function(loop, reduce_retracing=True)
-
-    done = 0
-
-    def train_function(iterator: Any) -> Any:
-        nonlocal done
-        count = min(model.steps_per_execution, batches - done)
-        done = (done + count) % batches
-        return steps(iterator, tf.constant(count))
-
-    model.train_function = train_function
-
-
 @contextmanager
 def remainder_threads() -> Iterator[None]:
     """PyTorch trains a cached remainder on one intra-op thread, then restores the setting.

@@ -27,7 +27,6 @@ from ._feed import (
     CACHED_VALIDATION_BATCH_SIZE,
     cached_compile,
     cached_input,
-    lean_train,
     remainder_threads,
 )
 from ._settings import TrainSettings
@@ -260,8 +259,6 @@ class PhaseRunner:
             if self.settings.jit_compile == "auto":  # Keras falls back from XLA where it must
                 warnings.filterwarnings("ignore", "Model doesn't support `jit_compile")
             fit.trained.compile(optimizer=optimizer, **(fit.compile or self.compile_kwargs))
-        if fit.compile is not None and self.train is not None:
-            lean_train(fit.trained, -(-len(self.train) // self.settings.batch_size))
         if self.seed is not None:
             # Re-seed right before `fit` (offset per phase): computing cached activations may
             # draw from the backend's RNG, and training must not depend on whether it ran.
