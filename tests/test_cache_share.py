@@ -73,10 +73,14 @@ def test_multi_phase_recipes_reuse_the_shared_activations(data, strategy):
     _same_training(shared, tk.fine_tune(model, train, cache=FeatureCache(), **kwargs))
 
 
-def test_a_comparison_scores_cached_runs_as_their_models_score():
-    """Test and validation metrics of cached runs come from the cached activations of the test
-    and validation images (computed once, with the training images'): they are the numbers the
-    kept models give on the images themselves."""
+def test_a_comparison_scores_cached_runs_as_their_models_score(monkeypatch):
+    """Validation metrics of cached runs come from the cached validation activations, through
+    the trained remainder: they are the numbers the kept models give on the images."""
+    from transferkit.comparison import _runner
+
+    inputs = []  # the shape of each evaluated input, in order: test, validation per run
+    spy = lambda model, x, *a, **k: inputs.append(x.shape[1:]) or evaluate(model, x, *a, **k)  # noqa: E731
+    monkeypatch.setattr(_runner, "evaluate", spy)
     x, y = images(160, classes=3, seed=2)
     train, validation, test = split(x, y, 64, 48, 48)
     strategies = [PartialFreeze(upto=2), FeatureExtractor(cut="flatten"), "full"]
@@ -86,7 +90,8 @@ def test_a_comparison_scores_cached_runs_as_their_models_score():
     )  # fmt: skip
     partial, extractor, full = comparison.runs
     assert partial.cache.used and extractor.cache.shared and not full.cache.used
-    assert partial.cache.nbytes == (64 + 48 + 48) * 64 * 4  # train, validation and test
+    image, features = x.shape[1:], (64,)
+    assert inputs == [image, features, image, features, image, image]
     for run in comparison.runs:
         model = comparison.model(run.strategy, seed=0)
         for data, recorded in ((test, run.metrics), (validation, run.validation)):

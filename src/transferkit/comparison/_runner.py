@@ -17,6 +17,7 @@ from ..metrics import evaluate
 from ..strategies._strategy import Strategy
 from ..training._callbacks import early_stopping_config, per_run
 from ..training._data import ArrayData, Data
+from ..training._feed import even_batch
 from ..training._phases import strategy_phases
 from ..training._run import quiet_retracing, run_strategy
 from ..training._settings import TrainSettings
@@ -149,24 +150,22 @@ def train_job(plan: ComparisonPlan, settings: TrainSettings, job: Job) -> tuple[
         if strategy.epochs is not None and dataclasses.is_dataclass(strategy):
             strategy = replace(strategy, epochs=epochs)
     result, cached = run_strategy(
-        plan.start, plan.train, plan.validation, strategy, settings, seed=job.seed,
-        evaluate_on={"test": plan.test.x},
-    )  # fmt: skip
-
-    def metrics(name: str, data: ArrayData) -> Any:  # the remainder on cached activations
-        model, x = cached.get(name, (result.model, data.x))  # computes the same outputs
-        return evaluate(model, x, data.y, class_names=plan.class_names)
-
-    val = plan.arrays[1]
+        plan.start, plan.train, plan.validation, strategy, settings, seed=job.seed
+    )
+    names, val, validation = plan.class_names, plan.arrays[1], None
+    test = evaluate(result.model, plan.test.x, plan.test.y, class_names=names)
+    if val is not None:  # the trained remainder on cached activations gives the same outputs
+        model, x, size = (*cached, even_batch(len(val))) if cached else (result.model, val.x, 256)
+        validation = evaluate(model, x, val.y, class_names=names, batch_size=size)
     record = RunRecord(
         strategy=job.strategy.name,
         seed=job.seed,
         epochs=result.epochs,
-        metrics=metrics("test", plan.test),
+        metrics=test,
         timing=result.timing,
         history=result.history,
         cache=result.cache,
-        validation=None if val is None else metrics("validation", val),
+        validation=validation,
         phases=result.phases,
         learning_rate=job.rate,
         rung=job.rung,

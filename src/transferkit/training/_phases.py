@@ -27,6 +27,7 @@ from ._feed import (
     CACHED_VALIDATION_BATCH_SIZE,
     cached_compile,
     cached_input,
+    even_batch,
     remainder_threads,
 )
 from ._settings import TrainSettings
@@ -177,7 +178,6 @@ class PhaseRunner:
     compile_kwargs: dict[str, Any]
     callbacks: Sequence[Any]
     seed: int | None
-    evaluate_on: dict[str, Any] = field(default_factory=dict)  # more arrays to cache
     epochs_done: int = 0
     epoch_seconds: list[float] = field(default_factory=list)
     last: _FitPlan | None = None
@@ -186,7 +186,7 @@ class PhaseRunner:
         if self.store is None:
             return CacheInfo(used=False, reason=self.cache_off_reason)
         assert self.train is not None
-        arrays = {"train": self.train.x, **self.evaluate_on}
+        arrays = {"train": self.train.x}
         if self.validation is not None:
             arrays["validation"] = self.validation.x
         return plan_cache(
@@ -220,14 +220,14 @@ class PhaseRunner:
             plan.remainder, x, self.train.y, val, plan.info, True, False, kwargs, plan.features
         )
 
-    def cached_views(self) -> dict[str, tuple[Model, Any]]:
-        """The trained remainder of the last phase with its cached activations of each data
-        set (validation, `evaluate_on`): the full model's outputs, without its frozen prefix.
-        Empty unless that phase trained on activations in memory."""
+    def cached_validation(self) -> tuple[Model, Any] | None:
+        """The last phase's trained remainder and its cached activations of the validation
+        arrays (the full model's outputs without running its frozen prefix), if that phase
+        trained on activations in memory."""
         last = self.last
-        if last is None or last.features is None:
-            return {}
-        return {k: (last.trained, a) for k, a in last.features.items() if k != "train"}
+        if last is None or last.features is None or "validation" not in last.features:
+            return None
+        return last.trained, last.features["validation"]
 
     def _fit_kwargs(self, fit: _FitPlan) -> dict[str, Any]:
         """Batch sizes (none for a stream: it batches itself, as any PyDataset), class weights."""
@@ -242,8 +242,7 @@ class PhaseRunner:
         if self.validation is not None:
             # Validation only runs forward: bigger batches are cheaper and leave training as is;
             # cached, of equal size (10,000 as 5 x 2,000): one batch shape, one compilation.
-            n, most = len(self.validation), max(size, CACHED_VALIDATION_BATCH_SIZE)
-            even = -(-n // -(-n // most))  # `n` in equal batches of at most `most`
+            even = even_batch(len(self.validation), max(size, CACHED_VALIDATION_BATCH_SIZE))
             kwargs["validation_batch_size"] = even if fit.cached else max(size, VALIDATION_BATCH)
         return kwargs
 

@@ -211,15 +211,13 @@ def run_strategy(
     *,
     seed: int | None,
     copy: bool = True,
-    evaluate_on: dict[str, Any] | None = None,
-) -> tuple[FitResult, dict[str, tuple[Model, Any]]]:
+) -> tuple[FitResult, tuple[Model, Any] | None]:
     """Train a copy of `model` (or `model`) with `strategy`: `fine_tune` without the checks
     of its arguments, for callers that hold checked `TrainSettings`.
 
-    Also returns, for the validation arrays and each of `evaluate_on` (cached with the
-    training data), a model and input whose outputs are the trained model's: the last phase's
-    remainder on its cached activations, when the run's model is the one it trained (no
-    `finish` made another); else nothing (evaluate the model on the data).
+    Also returns a model and input whose outputs are the trained model's on the validation
+    arrays: the last phase's remainder and its cached activations of them, when the run's
+    model is the one it trained (no `finish` made another); else `None`.
     """
     settings = settings.for_model(model).for_strategy(strategy)
     train_arrays, val_arrays = check_run(model, strategy, settings, train, validation)
@@ -246,7 +244,6 @@ def run_strategy(
             compile_kwargs=compile_kwargs,
             callbacks=[*settings.callbacks, *([penalty.logger()] if penalty else [])],
             seed=seed,
-            evaluate_on=evaluate_on or {},
         )
         records, history, optimizer = run_phases(runner, phases, settings, penalty)
     final = finish(strategy, prepared, phases[-1], optimizer, settings, compile_kwargs)
@@ -260,4 +257,4 @@ def run_strategy(
         cache=next((r.cache for r in records if r.cache.used), records[0].cache),
         phases=tuple(records),
     )
-    return result, runner.cached_views() if final is prepared else {}
+    return result, runner.cached_validation() if final is prepared else None
