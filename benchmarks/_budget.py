@@ -3,17 +3,17 @@
 Used by `lab_protocol.py`'s transferkit child. For each frozen run (partial, feature extractor)
 it splits the run's wall time into:
 
-* **activation pass**: computing the cached frozen-prefix activations of the training,
-  validation and test images (`CacheInfo.seconds`, 0 when the run reused an earlier run's);
+* **activation pass**: computing the cached frozen-prefix activations of the training and
+  validation images (`CacheInfo.seconds`, 0 when the run reused an earlier run's);
 * **compilation/tracing**, *estimated* as (first epoch's training part - the median of the later
   epochs' training parts) + (first validation pass - the median of the later ones); `n/a` with
   one epoch;
 * **training epochs** and **validation** (per-epoch validation inside `fit`), compilation taken
   out; read from a Keras callback (`on_epoch_begin/end`, `on_test_begin/end`);
 * **test evaluation** and **final validation metrics** (`transferkit.metrics.evaluate` of the
-  trained model after training: the remainder on the cached activations when the last phase
-  trained on them in memory, else the full model), timed by wrapping the comparison runner's
-  calls;
+  trained model after training: on the test images, and on the cached validation activations
+  through the trained remainder when the last phase trained on them in memory, else on the
+  validation images), timed by wrapping the comparison runner's calls;
 * **everything else**: the run's wall (its `run_strategy` plus both evaluations) minus the
   parts: copying and preparing the model, hashing the data for the cache key, `fit`'s own
   set-up and tear-down, callbacks, Python between phases.
@@ -192,7 +192,7 @@ def run_budget(
         "val_metrics": sum(evals[1:]),
     }
     seconds["other"] = wall - sum(s or 0.0 for s in seconds.values())
-    last = run.phases[-1].cache  # trained on cached activations in memory: evaluated on them
+    last = run.phases[-1].cache  # trained on cached activations in memory: validated on them
     return {
         "seconds": seconds,
         "wall": wall,
@@ -210,7 +210,8 @@ def floors(b: dict[str, Any], rates: dict[str, Any]) -> dict[str, float]:
     """The arithmetic floor of each item of budget `b`, in seconds, at the measured `rates`."""
     conv, mm = rates["conv_gflops"] * 1e9, rates["matmul_train_gflops"] * 1e9
     mm_eval = max(rates["matmul_eval_gflops"], rates["matmul_train_gflops"]) * 1e9
-    per_eval_image = CONV_FLOPS / conv * (not b.get("cached_eval")) + HEAD_FLOPS / mm_eval
+    per_eval_image = CONV_FLOPS / conv + HEAD_FLOPS / mm_eval
+    per_val_image = HEAD_FLOPS / mm_eval if b.get("cached_eval") else per_eval_image
     steps = b["epochs"] * b["steps_per_epoch"]
     return {
         "activation": b["activation_images"] * CONV_FLOPS / conv,
@@ -219,7 +220,7 @@ def floors(b: dict[str, Any], rates: dict[str, Any]) -> dict[str, float]:
         + steps * rates["adam_step_seconds"],
         "validation": b["epochs"] * b["n_val"] * HEAD_FLOPS / mm_eval,
         "test": b["n_test"] * per_eval_image,
-        "val_metrics": b["n_val"] * per_eval_image,
+        "val_metrics": b["n_val"] * per_val_image,
         "other": 0.0,
     }
 

@@ -8,10 +8,11 @@ the same batches of the same epoch iterator, with each call's step count known i
 sides run `model.fit` (callbacks, validation, history unchanged) on a fresh model from the same
 initial weights and seed; only `model.train_function` differs.
 
-transferkit does not use the lean loop: it measured 1.2 s -> 1.0 s per epoch on an AVX-512
-EPYC, but no gain on an AVX2 EPYC (keras / lean 0.90, 0.49-1.01, 5 pairs), where the epoch is
-bound by its matrix products and Adam's update. This script is kept to re-measure it on other
-CPUs (see docs/guide/performance.md).
+transferkit does not use the lean loop: an earlier experiment of the same kind measured 1.2 s
+-> 1.0 s per epoch on an AVX-512 EPYC, but this script measured no gain on an AVX2 EPYC
+(keras / lean 0.90, 0.49-1.01, 5 pairs), where the epoch is bound by its matrix products and
+Adam's update. This script is kept to re-measure it on other CPUs (see
+docs/guide/performance.md).
 
 The script first checks that both give the same history (bitwise, as the batches and the
 compiled step are the same), then times `--pairs` pairs, alternating the order (A B, B A, ...),
