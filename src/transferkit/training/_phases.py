@@ -217,8 +217,9 @@ class PhaseRunner:
         kwargs = cached_compile(self.settings, self.compile_kwargs, steps)
         x = cached_input(plan.features["train"])
         return _FitPlan(
-            plan.remainder, x, self.train.y, val, plan.info, True, False, kwargs, plan.features
-        )
+            plan.remainder, x, self.train.y, val, plan.info, cached=True, compile=kwargs,
+            features=plan.features,
+        )  # fmt: skip
 
     def cached_validation(self) -> tuple[Model, Any] | None:
         """The last phase's trained remainder and its cached activations of the validation
